@@ -1,0 +1,29 @@
+"""Stage ``evaluate``: the selected checkpoint on the test split, touched once; metrics and plots."""
+
+import logging
+
+from sessionrec import paths
+from sessionrec.cli import run, write_json
+from sessionrec.evaluation import evaluate_test, write_plots
+from sessionrec.graphs.store import GraphStore
+from sessionrec.params import load_params
+from sessionrec.training.loop import load_model, pick_device
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)
+    ep = params.evaluate
+    device = pick_device()
+    model, ckpt = load_model(paths.MODEL, device)
+    test = GraphStore(paths.graph_store("test"))
+    metrics, per_example = evaluate_test(model.to(device), test, ep.top_k, ep.ties, ep.batch_size, device,
+                                         ckpt["config"]["n_items"])
+    write_json(paths.TEST_METRICS, metrics)
+    write_plots(paths.PLOTS, metrics, per_example, ep.top_k)
+    logging.info("evaluate %s on %d test examples: R@20 %.4f, MRR@20 %.4f, NDCG@20 %.4f, coverage@20 %.4f",
+                 ckpt["config"]["name"], metrics["examples"], metrics["R@20"], metrics["MRR@20"], metrics["NDCG@20"],
+                 metrics["coverage@20"])
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,26 @@
+"""Stage ``filter_encode``: raw CSVs -> filtered, encoded events (Parquet) and metrics/data_report.json."""
+
+import json
+import logging
+
+from sessionrec import paths
+from sessionrec.cli import run, write_json
+from sessionrec.params import load_params
+from sessionrec.prepare.filter_encode import filter_encode
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)
+    if not paths.MANIFEST.exists():
+        raise FileNotFoundError(f"{paths.MANIFEST} not found (run the download stage)")
+    manifest = json.loads(paths.MANIFEST.read_text())
+    files = [paths.RAW / f["file"] for f in manifest["files"]]
+    report = filter_encode(files, params.filter_encode, paths.INTERIM)
+    write_json(paths.DATA_REPORT, report)
+    logging.info("filter_encode: %d rows read, %d malformed, %d kept in %d sessions over %d items (%.1fs)",
+                 report["rows_read"], report["malformed_lines_skipped"], report["rows_kept"], report["sessions"],
+                 report["items"], report["seconds"])
+
+
+if __name__ == "__main__":
+    run(main)

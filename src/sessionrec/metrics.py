@@ -1,0 +1,94 @@
+"""Ranking metrics over the full catalogue, with an explicit rule for ties. Used by train, evaluate and serving.
+
+For one example let ``g`` be the number of catalogue items scored strictly above the target and ``e`` the number
+scored equal to it, the target included. The target's rank is then
+
+* ``expected`` (default): uniform on ``g+1 .. g+e`` (the expectation under random tie-breaking; the rule of
+  ``../shared/data/splits/README.md``), so each metric is the mean of its value over those ranks;
+* ``pessimistic``: ``g+e``;  ``optimistic``: ``g+1``.
+
+With one relevant item: R@K = 1[rank <= K], MRR@K = 1[rank <= K] / rank, NDCG@K = 1[rank <= K] / log2(rank + 1).
+Each is averaged per example. Column 0 (padding) is never ranked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+TIES = ("expected", "pessimistic", "optimistic")
+
+
+def rank_counts(scores: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(g, e)`` per example. ``scores`` (B, N) over item ids 0..N-1 (0 = padding, ignored); ``target`` (B,)."""
+    scores = scores.clone()
+    scores[:, 0] = -torch.inf
+    s_t = scores.gather(1, target.view(-1, 1))  # (B, 1)
+    greater = (scores > s_t).sum(1)
+    equal = (scores == s_t).sum(1)
+    return greater, equal
+
+
+def _cumulative(n: int, kind: str, device) -> torch.Tensor:
+    """``C[r] = sum_{i<=r} f(i)``, ``C[0] = 0``; f = 1 (recall), 1/i (MRR), 1/log2(i+1) (NDCG)."""
+    r = torch.arange(1, n + 1, dtype=torch.float64, device=device)
+    f = {"R": torch.ones_like(r), "MRR": 1.0 / r, "NDCG": 1.0 / torch.log2(r + 1)}[kind]
+    return torch.cat([torch.zeros(1, dtype=torch.float64, device=device), torch.cumsum(f, 0)])
+
+
+def metrics_from_counts(greater: torch.Tensor, equal: torch.Tensor, ks, ties: str = "expected") -> dict:
+    """Per-example metric values ``{"R@K": (B,), "MRR@K": (B,), "NDCG@K": (B,)}`` as float64 tensors."""
+    if ties not in TIES:
+        raise ValueError(f"ties: {ties!r} is not one of {TIES}")
+    g, e = greater.to(torch.float64), equal.to(torch.float64)
+    lo = {"expected": g + 1, "pessimistic": g + e, "optimistic": g + 1}[ties]
+    hi = {"expected": g + e, "pessimistic": g + e, "optimistic": g + 1}[ties]
+    kmax = max(ks)
+    out = {}
+    for kind in ("R", "MRR", "NDCG"):
+        c = _cumulative(kmax, kind, greater.device)
+        for k in ks:
+            top = torch.minimum(hi, torch.full_like(hi, k))
+            valid = lo <= k
+            lo_i = torch.clamp(lo - 1, max=kmax).long()
+            top_i = torch.clamp(top, min=0).long()
+            val = (c[top_i] - c[lo_i]) / (hi - lo + 1)
+            out[f"{kind}@{k}"] = torch.where(valid, val, torch.zeros_like(val))
+    return out
+
+
+class RankingMetrics:
+    """Accumulates per-example metrics over batches; ``result()`` gives means and item coverage."""
+
+    def __init__(self, ks, ties: str = "expected", n_items: int | None = None, keep_examples: bool = False):
+        self.ks, self.ties, self.n_items, self.keep = list(ks), ties, n_items, keep_examples
+        self.sums: dict = {}
+        self.count = 0
+        self.examples: dict = {}
+        self.recommended = None if n_items is None else torch.zeros(n_items, dtype=torch.bool)
+
+    def update(self, scores: torch.Tensor, target: torch.Tensor, **per_example) -> None:
+        g, e = rank_counts(scores, target)
+        vals = metrics_from_counts(g, e, self.ks, self.ties)
+        for k, v in vals.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v.sum())
+        self.count += target.shape[0]
+        if self.recommended is not None:
+            masked = scores.clone()
+            masked[:, 0] = -torch.inf
+            top = masked.topk(min(20, masked.shape[1] - 1), dim=1).indices
+            self.recommended[top.flatten().cpu()] = True
+        if self.keep:
+            for k, v in {**vals, **per_example}.items():
+                self.examples.setdefault(k, []).append(v.detach().cpu().numpy())
+
+    def result(self) -> dict:
+        if self.count == 0:
+            raise ValueError("no examples to evaluate")
+        out = {k: self.sums[k] / self.count for k in self.sums}
+        if self.recommended is not None:
+            out["coverage@20"] = float(self.recommended[1:].float().mean())
+        return out
+
+    def per_example(self) -> dict:
+        return {k: np.concatenate(v) for k, v in self.examples.items()}

@@ -1,0 +1,37 @@
+"""Popularity: every session gets the training catalogue ranked by training click count."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sessionrec.graphs.store import Batch
+from sessionrec.models.layers import mask_padding
+
+
+class Popularity(nn.Module):
+    """Scores item ``i`` by ``log(1 + count_i)``, counts of training events; the same list for every session.
+
+    Args: n_items: catalogue size including padding id 0.
+    Shapes: ``encode`` -> ``(B, 1)`` (no session state); ``score`` -> ``(B, N)``.
+    """
+
+    trainable = False
+
+    def __init__(self, n_items: int, **_):
+        super().__init__()
+        self.register_buffer("counts", torch.zeros(n_items))
+
+    def fit_counts(self, item_counts: torch.Tensor) -> None:
+        if item_counts.shape != self.counts.shape:
+            raise ValueError(f"item counts of shape {tuple(item_counts.shape)}, expected {tuple(self.counts.shape)}")
+        self.counts.copy_(item_counts.float())
+
+    def encode(self, batch: Batch) -> torch.Tensor:
+        return torch.zeros(batch.size, 1, device=self.counts.device)  # (B, 1)
+
+    def score(self, h: torch.Tensor) -> torch.Tensor:
+        return mask_padding(torch.log1p(self.counts).expand(h.shape[0], -1).clone())  # (B, N)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.score(self.encode(batch))

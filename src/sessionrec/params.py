@@ -1,0 +1,242 @@
+"""Typed, validated parameters: one frozen dataclass per ``params.yaml`` section.
+
+Every value is checked once, before any work starts: an unknown key names the valid keys, a wrong type or an
+out-of-range value names the parameter and the allowed range. Nothing else in the library reads ``params.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """A bad value or key in params.yaml; the message names the parameter."""
+
+
+def _f(default, *, lo=None, hi=None, choices=None, lo_open=False, doc=""):
+    meta = {"lo": lo, "hi": hi, "choices": choices, "lo_open": lo_open, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: list(d) if isinstance(d, list) else dict(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+NULLABLE_COLUMNS = ("category_code", "brand", "price")
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    sessions_per_month: int = _f(30000, lo=10, doc="sessions generated per month")
+    n_items: int = _f(4000, lo=10, doc="products in the synthetic catalogue")
+    n_categories: int = _f(150, lo=2, doc="category_ids in the synthetic catalogue")
+    n_brands: int = _f(300, lo=2, doc="brands in the synthetic catalogue")
+    seed: int = _f(42, lo=0, doc="generator seed")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str = _f("synthetic", choices=("synthetic", "local", "kaggle"))
+    local_dir: str = _f("", doc="folder of monthly CSVs for source=local")
+    start_month: str = _f("2019-10", doc="first month, YYYY-MM")
+    end_month: str = _f("2019-10", doc="last month, YYYY-MM")
+    synthetic: SyntheticParams = field(default_factory=SyntheticParams)
+
+    def validate(self) -> None:
+        for name in ("start_month", "end_month"):
+            if not MONTH_RE.match(getattr(self, name)):
+                raise ParamsError(f"data.{name}: expected YYYY-MM, got {getattr(self, name)!r}")
+        if self.start_month > self.end_month:
+            raise ParamsError(f"data.start_month {self.start_month} is after data.end_month {self.end_month}")
+        if self.source == "local" and not self.local_dir:
+            raise ParamsError("data.local_dir: required when data.source is 'local'")
+
+
+@dataclass(frozen=True)
+class FilterEncodeParams:
+    limit_to_view_event: bool = _f(True)
+    drop_listwise_nulls: list = _f([], doc="columns whose missing values drop the row")
+    min_products_per_session: int = _f(3, lo=2, doc="minimum distinct products per session")
+    normalization_method: str = _f("min_max", choices=("min_max", "zscore"))
+    dedup_consecutive: bool = _f(True)
+    min_item_support: int = _f(1, lo=1, doc="minimum events per product")
+    max_session_length: int = _f(50, lo=2, doc="keep the last N events of a session")
+    memory_limit: str = _f("4GB", doc="DuckDB memory limit")
+
+    def validate(self) -> None:
+        bad = [c for c in self.drop_listwise_nulls if c not in NULLABLE_COLUMNS]
+        if bad:
+            raise ParamsError(f"filter_encode.drop_listwise_nulls: unknown column(s) {bad}; allowed {list(NULLABLE_COLUMNS)}")
+        if not re.match(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", self.memory_limit):
+            raise ParamsError(f"filter_encode.memory_limit: expected e.g. '4GB', got {self.memory_limit!r}")
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    split_method: str = _f("temporal", choices=("temporal", "random"))
+    train_split: float = _f(0.8, lo=0.0, hi=1.0, lo_open=True)
+    val_split: float = _f(0.1, lo=0.0, hi=1.0, lo_open=True)
+    test_split: float = _f(0.1, lo=0.0, hi=1.0, lo_open=True)
+    seed: int = _f(42, lo=0)
+
+    def validate(self) -> None:
+        total = self.train_split + self.val_split + self.test_split
+        if abs(total - 1.0) > 1e-6:
+            raise ParamsError(f"split: train_split + val_split + test_split must be 1, got {total:g}")
+
+
+@dataclass(frozen=True)
+class GraphParams:
+    targets: str = _f("all_prefixes", choices=("last", "all_prefixes"))
+    shard_size: int = _f(4096, lo=1, doc="examples per LMDB record")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    name: str = _f("graph_with_embeddings_and_attentional_aggregation")
+    lr: float = _f(1e-3, lo=0.0, hi=10.0, lo_open=True)
+    weight_decay: float = _f(1e-5, lo=0.0, hi=1.0)
+    dropout_rate: float = _f(0.2, lo=0.0, hi=0.95)
+    batch_size: int = _f(128, lo=1, hi=1_000_000)
+    epochs: int = _f(20, lo=1, hi=10_000)
+    embedding_dim: int = _f(64, lo=1, hi=4096)
+    hidden_dim: int = _f(64, lo=1, hi=4096)
+    num_iterations: int = _f(1, lo=1, hi=16, doc="gated GNN propagation steps")
+    use_scheduler: bool = _f(True)
+    patience: int = _f(3, lo=1, hi=1000)
+    seed: int = _f(42, lo=0)
+    num_threads: int = _f(0, lo=0, hi=256, doc="torch CPU threads; 0 = OMP_NUM_THREADS or all cores")
+
+    def validate(self) -> None:
+        from sessionrec.models import REGISTRY  # late import: params must not pull torch at import time
+
+        if self.name not in REGISTRY:
+            raise ParamsError(f"model.name: unknown model {self.name!r}; available: {sorted(REGISTRY)}")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    top_k: list = _f([1, 5, 10, 20])
+    ties: str = _f("expected", choices=("expected", "pessimistic", "optimistic"))
+    batch_size: int = _f(512, lo=1, hi=1_000_000)
+
+    def validate(self) -> None:
+        if not self.top_k or any((not isinstance(k, int)) or isinstance(k, bool) or k < 1 for k in self.top_k):
+            raise ParamsError(f"evaluate.top_k: expected a list of positive integers, got {self.top_k!r}")
+        if 20 not in self.top_k:
+            raise ParamsError("evaluate.top_k: must contain 20 (early stopping and the reports use R@20 / MRR@20)")
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams = field(default_factory=DataParams)
+    filter_encode: FilterEncodeParams = field(default_factory=FilterEncodeParams)
+    split: SplitParams = field(default_factory=SplitParams)
+    graphs: GraphParams = field(default_factory=GraphParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+
+
+def _coerce(value, typ, name: str):
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise ParamsError(f"{name}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ParamsError(f"{name}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ParamsError(f"{name}: expected an integer, got {value!r}")
+    if typ is float:
+        if isinstance(value, bool):
+            raise ParamsError(f"{name}: expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ParamsError(f"{name}: expected a number, got {value!r}")
+    if typ is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str):
+            return value
+        raise ParamsError(f"{name}: expected a string, got {value!r}")
+    if typ is list:
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return value
+        raise ParamsError(f"{name}: expected a list, got {value!r}")
+    raise TypeError(typ)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def build(cls, raw, prefix: str):
+    """Build dataclass ``cls`` from the mapping ``raw``, validating keys, types and ranges."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{prefix or 'params.yaml'}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        valid = ", ".join(_join(prefix, k) for k in fields)
+        raise ParamsError(f"unknown parameter(s) {', '.join(_join(prefix, k) for k in unknown)}; valid keys: {valid}")
+    kwargs = {}
+    for name, f in fields.items():
+        full = _join(prefix, name)
+        typ = hints[name]
+        if dataclasses.is_dataclass(typ):
+            kwargs[name] = build(typ, raw.get(name), full)
+            continue
+        if name not in raw:
+            continue
+        value = _coerce(raw[name], typ, full)
+        meta = f.metadata
+        if meta.get("choices") is not None and value not in meta["choices"]:
+            raise ParamsError(f"{full}: {value!r} is not one of {list(meta['choices'])}")
+        lo, hi = meta.get("lo"), meta.get("hi")
+        if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
+            raise ParamsError(f"{full}: {value!r} is out of range; allowed {'(' if meta.get('lo_open') else '['}{lo}, {hi if hi is not None else 'inf'}]")
+        if hi is not None and value > hi:
+            raise ParamsError(f"{full}: {value!r} is out of range; allowed [{lo}, {hi}]")
+        kwargs[name] = value
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+def load_params(path: str | Path = "params.yaml", section: str | None = None):
+    """Read and validate ``params.yaml``; return all sections, or just ``section``.
+
+    The whole file is validated even when one section is asked for, so a typo anywhere fails every stage early.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    params = build(Params, raw, "")
+    return getattr(params, section) if section else params
+
+
+def params_from_dict(raw: dict) -> Params:
+    return build(Params, raw, "")

@@ -1,0 +1,24 @@
+"""Every path a stage reads or writes, in one place (``dvc.yaml`` repeats them as deps / outs)."""
+
+from pathlib import Path
+
+PARAMS = Path("params.yaml")
+RAW = Path("data/raw")
+MANIFEST = RAW / "manifest.json"
+INTERIM = Path("data/interim")
+EVENTS = INTERIM / "events.parquet"
+SPLIT = Path("data/split")
+GRAPHS = Path("data/graphs")
+MODEL = Path("models/model.pt")
+METRICS = Path("metrics")
+DATA_REPORT = METRICS / "data_report.json"
+SPLIT_REPORT = METRICS / "split_report.json"
+GRAPHS_REPORT = METRICS / "graphs_report.json"
+TRAIN_LIVE = METRICS / "train"
+VAL_METRICS = METRICS / "val.json"
+TEST_METRICS = METRICS / "test.json"
+PLOTS = Path("plots")
+
+
+def graph_store(split: str) -> Path:
+    return GRAPHS / f"{split}.lmdb"

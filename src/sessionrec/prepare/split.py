@@ -1,0 +1,146 @@
+"""Split sessions into train / val / test, then fit every data-derived encoder on train only.
+
+``temporal`` orders sessions by their start time (ties by session id) and cuts the sequence at the split fractions, so
+every validation session starts after every training one, and every test session after every validation one.
+``random`` shuffles sessions with a seed.
+
+Fitted on the training events only, then applied to all three splits:
+
+* the item catalogue: training products get ids 1..N (0 is padding); val/test events of other products are dropped,
+  then val/test sessions left with fewer than 2 events (no input/target pair) are dropped; both counted;
+* the category / sub_category / element / brand vocabularies: training labels get ids 2.., a label never seen in
+  training maps to 1 (``unseen``), 0 is padding; the number of such rows is counted;
+* the price scaler (``min_max`` or ``zscore``); a missing price becomes the training mean, counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+CATEGORICAL = ("category", "sub_category", "element", "brand")
+MIN_SESSION_EVENTS = 2
+
+
+def assign_sessions(starts: np.ndarray, sessions: np.ndarray, method: str, fractions: tuple, seed: int) -> np.ndarray:
+    """Split index (0 train, 1 val, 2 test) per session. ``starts`` are start times, ``sessions`` tie-breaking ids."""
+    n = len(sessions)
+    if method == "temporal":
+        order = np.lexsort((sessions, starts))
+    else:
+        order = np.random.default_rng(seed).permutation(n)
+    n_train = int(round(fractions[0] * n))
+    n_val = int(round((fractions[0] + fractions[1]) * n)) - n_train
+    split = np.empty(n, dtype=np.int8)
+    split[order[:n_train]] = 0
+    split[order[n_train:n_train + n_val]] = 1
+    split[order[n_train + n_val:]] = 2
+    return split
+
+
+def fit_scaler(prices: np.ndarray, method: str) -> dict:
+    """Price scaling statistics from training prices (NaN ignored)."""
+    p = prices[~np.isnan(prices)].astype(np.float64)
+    if len(p) == 0:
+        return {"method": method, "shift": 0.0, "scale": 1.0, "fill": 0.0}
+    if method == "min_max":
+        shift, scale = float(p.min()), float(p.max() - p.min())
+    else:
+        shift, scale = float(p.mean()), float(p.std())
+    scale = scale if scale > 0 else 1.0
+    return {"method": method, "shift": shift, "scale": scale, "fill": float((p.mean() - shift) / scale)}
+
+
+def apply_scaler(prices: np.ndarray, scaler: dict) -> np.ndarray:
+    out = (prices.astype(np.float64) - scaler["shift"]) / scaler["scale"]
+    return np.where(np.isnan(out), scaler["fill"], out).astype(np.float32)
+
+
+def fit_vocab(train_codes: np.ndarray) -> np.ndarray:
+    """Sorted distinct training codes; their new ids are position + 2 (0 padding, 1 unseen)."""
+    return np.unique(train_codes)
+
+
+def apply_vocab(codes: np.ndarray, vocab: np.ndarray) -> np.ndarray:
+    pos = np.searchsorted(vocab, codes)
+    pos = np.minimum(pos, max(len(vocab) - 1, 0))
+    hit = (vocab[pos] == codes) if len(vocab) else np.zeros(len(codes), bool)
+    return np.where(hit, pos + 2, 1).astype(np.int32)
+
+
+def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple, seed: int,
+                 normalization: str) -> dict:
+    """Write ``{train,val,test}.parquet``, ``catalogue.parquet`` and ``encoders.json``; return the split report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    ev = con.execute(f"""SELECT session, ts, row, item, product_id, category, sub_category, element, brand, price
+        FROM read_parquet('{events_path}') ORDER BY session, ts, row""").fetchnumpy()
+    sess_ids, first = np.unique(ev["session"], return_index=True)
+    starts = ev["ts"][first]
+    split_of_session = assign_sessions(starts, sess_ids, method, fractions, seed)
+    split = split_of_session[np.searchsorted(sess_ids, ev["session"])]
+    train = split == 0
+    report = {"split_method": method, "sessions_in": int(len(sess_ids))}
+
+    catalogue = np.unique(ev["item"][train])  # old item ids, sorted; new id = position + 1
+    pos = np.minimum(np.searchsorted(catalogue, ev["item"]), len(catalogue) - 1)
+    known = catalogue[pos] == ev["item"]
+    new_item = np.where(known, pos + 1, 0).astype(np.int32)
+    scaler = fit_scaler(ev["price"][train], normalization)
+    price = apply_scaler(ev["price"], scaler)
+    report["rows_missing_price_filled"] = int(np.isnan(ev["price"]).sum())
+    encoded = {}
+    vocab_sizes = {}
+    report["rows_with_label_unseen_in_train"] = {}
+    for col in CATEGORICAL:
+        vocab = fit_vocab(ev[col][train])
+        encoded[col] = apply_vocab(ev[col], vocab)
+        vocab_sizes[col] = int(len(vocab) + 2)
+        report["rows_with_label_unseen_in_train"][col] = int((encoded[col][~train] == 1).sum())
+
+    keep = train | known
+    report["val_test_rows_dropped_unseen_item"] = {s: int(((split == i) & ~known).sum()) for i, s in enumerate(SPLITS)}
+    # sessions left too short after the drop
+    kept_sessions, kept_len = np.unique(ev["session"][keep], return_counts=True)
+    long_enough = kept_sessions[kept_len >= MIN_SESSION_EVENTS]
+    keep &= np.isin(ev["session"], long_enough)
+    report["sessions_dropped_too_short"] = {}
+    report["rows_dropped_too_short"] = {}
+    for i, s in enumerate(SPLITS):
+        in_split = split == i
+        before = np.unique(ev["session"][in_split & (train | known)])
+        after = np.unique(ev["session"][in_split & keep])
+        report["sessions_dropped_too_short"][s] = int(len(before) - len(after))
+        report["rows_dropped_too_short"][s] = int((in_split & (train | known) & ~keep).sum())
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for i, s in enumerate(SPLITS):
+        m = keep & (split == i)
+        table = pa.table({"session": ev["session"][m], "ts": ev["ts"][m], "item": new_item[m],
+                          **{c: encoded[c][m] for c in CATEGORICAL}, "price": price[m]})
+        pq.write_table(table, out_dir / f"{s}.parquet")
+        n_sess = len(np.unique(ev["session"][m]))
+        report[s] = {"sessions": int(n_sess), "events": int(m.sum()),
+                     "start": int(ev["ts"][m].min()) if m.any() else None,
+                     "end": int(ev["ts"][m].max()) if m.any() else None}
+        if n_sess == 0:
+            raise ValueError(f"split: the {s} split is empty after filtering; use more data or other fractions")
+    # catalogue: the features of each training product at its last training event
+    tr = np.flatnonzero(train)
+    rev = tr[np.argsort(ev["ts"][tr], kind="stable")][::-1]
+    last = rev[np.unique(new_item[rev], return_index=True)[1]]  # last training event per item, ordered by item id
+    cat_table = pa.table({"item": new_item[last], "product_id": ev["product_id"][last],
+                          **{c: encoded[c][last] for c in CATEGORICAL}, "price": price[last]})
+    pq.write_table(cat_table, out_dir / "catalogue.parquet")
+    encoders = {"n_items": int(len(catalogue) + 1), "vocab_sizes": vocab_sizes, "price_scaler": scaler}
+    (out_dir / "encoders.json").write_text(json.dumps(encoders, indent=1) + "\n")
+    report["catalogue_items"] = int(len(catalogue))
+    return report

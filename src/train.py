@@ -1,0 +1,41 @@
+"""Stage ``train``: fit ``model.name`` on the train graphs, select the epoch on validation, save the best."""
+
+import json
+import logging
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from dvclive import Live
+
+from sessionrec import paths
+from sessionrec.cli import run, write_json
+from sessionrec.graphs.store import GraphStore
+from sessionrec.params import load_params
+from sessionrec.training.loop import TrainConfig, fit, save_checkpoint, set_threads
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)
+    mp = params.model
+    threads = set_threads(mp.num_threads)
+    encoders = json.loads((paths.SPLIT / "encoders.json").read_text())
+    config = {"name": mp.name, "n_items": encoders["n_items"], "vocab_sizes": encoders["vocab_sizes"],
+              "embedding_dim": mp.embedding_dim, "hidden_dim": mp.hidden_dim, "num_iterations": mp.num_iterations,
+              "dropout_rate": mp.dropout_rate}
+    cfg = TrainConfig(lr=mp.lr, weight_decay=mp.weight_decay, batch_size=mp.batch_size, epochs=mp.epochs,
+                      use_scheduler=mp.use_scheduler, patience=mp.patience, seed=mp.seed,
+                      top_k=tuple(params.evaluate.top_k), ties=params.evaluate.ties)
+    train_items = pq.read_table(paths.SPLIT / "train.parquet", columns=["item"]).column("item").to_numpy()
+    counts = torch.from_numpy(np.bincount(train_items, minlength=encoders["n_items"]).astype(np.float32))
+    train, val = GraphStore(paths.graph_store("train")), GraphStore(paths.graph_store("val"))
+    with Live(str(paths.TRAIN_LIVE), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+        state, epoch, metrics = fit(config, train, val, cfg, live=live, item_counts=counts)
+    save_checkpoint(paths.MODEL, config, state, {"epoch": epoch, "val": metrics})
+    write_json(paths.VAL_METRICS, {"best_epoch": epoch, **metrics})
+    logging.info("train %s: best epoch %d, val R@20 %.4f, MRR@20 %.4f (%d threads) -> %s", mp.name, epoch,
+                 metrics["R@20"], metrics["MRR@20"], threads, paths.MODEL)
+
+
+if __name__ == "__main__":
+    run(main)
