@@ -62,12 +62,15 @@ def _zipf(rng: np.random.Generator, n: int, a: float) -> np.ndarray:
     return rng.permutation(w / w.sum())
 
 
-def _greedy_missing(rng, weights: np.ndarray, share: float) -> np.ndarray:
-    """Mark random entries missing until their expected row share reaches ``share``."""
-    order = rng.permutation(len(weights))
-    cum = np.cumsum(weights[order])
+def _pick_missing(rng, weights: np.ndarray, share: float) -> np.ndarray:
+    """Mark random entries missing, skipping any that would overshoot, so their row share comes close to ``share``."""
+    weights = weights / weights.sum()
     missing = np.zeros(len(weights), dtype=bool)
-    missing[order[: int(np.searchsorted(cum, share)) + 1]] = True
+    total = 0.0
+    for i in rng.permutation(len(weights)):
+        if total + weights[i] <= share:
+            missing[i] = True
+            total += weights[i]
     return missing
 
 
@@ -85,7 +88,6 @@ def make_catalogue(n_items: int, n_categories: int, n_brands: int, seed: int) ->
     cat_brands = [rng.choice(n_brands, size=min(n_brands, int(rng.integers(2, 12))), replace=False, p=brand_w)
                   for _ in range(n_categories)]
     brand = np.array([rng.choice(cat_brands[c]) for c in category])
-    brand[_greedy_missing(rng, weight, MISSING_BRAND_SHARE)] = -1
     mu = rng.normal(4.6, 1.1, n_categories)
     price = np.round(np.exp(rng.normal(mu[category], 0.35)), 2)
     category_items = [np.flatnonzero(category == c) for c in range(n_categories)]
@@ -97,7 +99,14 @@ def make_catalogue(n_items: int, n_categories: int, n_brands: int, seed: int) ->
         k = min(len(SUCCESSOR_PROBS), len(cands))
         successors.append(rng.choice(cands, size=k, replace=False, p=w / w.sum()))
     cat_row_share = np.bincount(category, weights=weight, minlength=n_categories)
-    no_code = _greedy_missing(rng, cat_row_share, MISSING_CODE_SHARE)
+    related = [rng.choice(np.delete(np.arange(n_categories), c), size=min(3, n_categories - 1), replace=False)
+               for c in range(n_categories)]
+    pilot = Catalogue(np.zeros(n_items, np.int64), category, brand, price, weight, successors, np.zeros(0),
+                      [], category_items, cat_row_share / cat_row_share.sum(), related, [])
+    # the walk's own visit frequencies (not the start popularity) decide how many rows a missing value touches
+    visits = np.bincount(np.concatenate([_walk(rng, pilot, 4) for _ in range(20000)]), minlength=n_items) + 1e-3
+    brand[_pick_missing(rng, visits.astype(float), MISSING_BRAND_SHARE)] = -1
+    no_code = _pick_missing(rng, np.bincount(category, weights=visits, minlength=n_categories), MISSING_CODE_SHARE)
     codes = []
     for c in range(n_categories):
         if no_code[c]:
@@ -107,8 +116,6 @@ def make_catalogue(n_items: int, n_categories: int, n_brands: int, seed: int) ->
         if rng.random() < 0.8:
             parts.append(ELEM[rng.integers(len(ELEM))])
         codes.append(".".join(parts))
-    related = [rng.choice(np.delete(np.arange(n_categories), c), size=min(3, n_categories - 1), replace=False)
-               for c in range(n_categories)]
     names = set()
     while len(names) < n_brands:
         names.add("".join(rng.choice(SYLL, size=int(rng.integers(2, 4)))))

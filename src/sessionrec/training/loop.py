@@ -106,7 +106,7 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * batch.size
+            total += loss.item() * batch.size
             n += batch.size
         train_loss = total / max(n, 1)
         val_loss, acc = score_store(model, val, cfg.batch_size, cfg.top_k, cfg.ties, device)

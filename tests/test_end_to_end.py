@@ -1,0 +1,137 @@
+"""End to end: a planted sequential pattern the GNN must learn and popularity cannot; the DVC pipeline itself;
+clear command-line errors."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import NOV_HEAD, ROOT, need
+from sessionrec.graphs.build import build_examples
+from sessionrec.graphs.store import GraphStore, write_store
+from sessionrec.training.loop import TrainConfig, fit, score_store
+from sessionrec.models import build_model
+
+N_ITEMS = 60
+
+
+def planted_store(path, n_sessions, seed):
+    """Walks along a fixed random successor map (next = succ[current]); every item equally popular."""
+    rng = np.random.default_rng(seed)
+    succ = np.random.default_rng(0).permutation(np.arange(1, N_ITEMS + 1))
+    sessions, items = [], []
+    for s in range(n_sessions):
+        cur = int(rng.integers(1, N_ITEMS + 1))
+        for _ in range(int(rng.integers(3, 7))):
+            sessions.append(s)
+            items.append(cur)
+            cur = int(succ[cur - 1])
+    items = np.array(items)
+    feats = {f: (items if f == "item" else np.ones_like(items)) for f in
+             ("item", "category", "sub_category", "element", "brand")}
+    feats["price"] = np.zeros(len(items), np.float32)
+    write_store(path, build_examples(np.array(sessions), feats, "all_prefixes"), 256)
+    return GraphStore(path)
+
+
+def test_gnn_learns_planted_pattern_popularity_cannot(tmp_path):
+    train = planted_store(tmp_path / "train.lmdb", 400, 1)
+    val = planted_store(tmp_path / "val.lmdb", 60, 2)
+    test = planted_store(tmp_path / "test.lmdb", 60, 3)
+    vocab = {"category": 2, "sub_category": 2, "element": 2, "brand": 2}
+    cfg = TrainConfig(lr=0.01, weight_decay=0.0, batch_size=64, epochs=8, use_scheduler=False, patience=3, seed=0)
+    results = {}
+    for name in ("pop", "graph_with_embeddings_and_attentional_aggregation"):
+        config = {"name": name, "n_items": N_ITEMS + 1, "vocab_sizes": vocab, "embedding_dim": 32,
+                  "hidden_dim": 32, "num_iterations": 1, "dropout_rate": 0.0}
+        counts = np.bincount(train.targets, minlength=N_ITEMS + 1).astype(np.float32)
+        import torch
+
+        state, epoch, _ = fit(config, train, val, cfg, item_counts=torch.from_numpy(counts))
+        model = build_model(config)
+        model.load_state_dict(state)
+        _, acc = score_store(model, test, 256, [1, 20], "expected", "cpu")
+        results[name] = acc.result()
+    gnn, pop = results["graph_with_embeddings_and_attentional_aggregation"], results["pop"]
+    assert gnn["R@1"] > 0.9, gnn
+    assert pop["R@20"] < 0.6 and pop["R@1"] < 0.1, pop
+    assert gnn["MRR@20"] > pop["MRR@20"] + 0.5
+
+
+TINY = {"data": {"synthetic": {"sessions_per_month": 1500, "n_items": 300, "n_categories": 30, "n_brands": 40}},
+        "model": {"epochs": 2, "batch_size": 256, "embedding_dim": 16, "hidden_dim": 16, "num_threads": 1}}
+
+
+def project_copy(tmp_path, overrides):
+    """A throwaway git + DVC project with this repository's pipeline and `overrides` merged into params.yaml."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    shutil.copytree(ROOT / "src", proj / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", proj)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+    def merge(a, b):
+        for k, v in b.items():
+            if isinstance(v, dict):
+                merge(a.setdefault(k, {}), v)
+            else:
+                a[k] = v
+    merge(params, overrides)
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "PYTHONPATH": ""}
+    env["PATH"] = f"{os.path.dirname(sys.executable)}:{env['PATH']}"
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=proj, env=env, check=True, capture_output=True)
+    return proj, env
+
+
+def sh(proj, env, *cmd, check=True):
+    r = subprocess.run(list(cmd), cwd=proj, env=env, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{cmd} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+@pytest.mark.slow
+def test_dvc_pipeline_runs_is_cached_and_reproducible(tmp_path):
+    proj, env = project_copy(tmp_path, TINY)
+    sh(proj, env, "dvc", "repro")
+    first = json.loads((proj / "metrics/test.json").read_text())
+    assert {"R@20", "MRR@20", "NDCG@20", "coverage@20", "R@1", "MRR@5"} <= set(first)
+    assert (proj / "metrics/train/plots/metrics/val/MRR@20.tsv").exists()
+    report = json.loads((proj / "metrics/data_report.json").read_text())
+    assert report["rows_read"] == sum(f["rows"] for f in json.loads((proj / "data/raw/manifest.json").read_text())["files"])
+    status = sh(proj, env, "dvc", "status", "--json")
+    assert json.loads(status.stdout) == {}
+    again = sh(proj, env, "dvc", "repro")
+    assert "Running stage" not in again.stdout
+    for out in ("data", "models", "metrics/test.json", "metrics/train"):
+        shutil.rmtree(proj / out) if (proj / out).is_dir() else (proj / out).unlink()
+    sh(proj, env, "dvc", "repro", "--force")
+    assert json.loads((proj / "metrics/test.json").read_text()) == first
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"model": {"name": "gru5rec"}}, "model.name: unknown model 'gru5rec'"),
+    ({"model": {"lr": -1}}, "model.lr: -1.0 is out of range"),
+    ({"model": {"lerning_rate": 0.1}}, "unknown parameter(s) model.lerning_rate; valid keys:"),
+])
+def test_stage_scripts_fail_with_one_clear_line(tmp_path, overrides, message):
+    proj, env = project_copy(tmp_path, overrides)
+    r = sh(proj, env, sys.executable, "src/download.py", check=False)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_headerless_file_fails_download_clearly(tmp_path):
+    need(NOV_HEAD)
+    proj, env = project_copy(tmp_path, {"data": {"source": "local", "local_dir": str(NOV_HEAD),
+                                                 "start_month": "2019-11", "end_month": "2019-11"}})
+    r = sh(proj, env, sys.executable, "src/download.py", check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "2019-Nov.csv: the first line is data, not a header" in r.stderr

@@ -1,0 +1,93 @@
+"""Every filtering rule and its count; the category split; malformed input."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import NOV_HEAD, OCT_HEAD, need, write_csv
+from sessionrec.params import FilterEncodeParams
+from sessionrec.prepare.filter_encode import filter_encode
+from sessionrec.sources.rees46 import SourceError, check_header
+
+
+def row(t, typ, pid, code="electronics.smartphone", brand="acme", price="10.00", user="1", sess="s1", cat="2053013555631882655"):
+    return f"2019-10-01 00:00:{t:02d} UTC,{typ},{pid},{cat},{code},{brand},{price},{user},{sess}"
+
+
+def run(tmp_path, rows, **kw):
+    p = write_csv(tmp_path / "2019-Oct.csv", rows)
+    params = FilterEncodeParams(**kw)
+    report = filter_encode([p], params, tmp_path / "out")
+    return report, pd.read_parquet(tmp_path / "out" / "events.parquet")
+
+
+def test_each_rule_is_counted(tmp_path):
+    rows = [
+        # s1: view, cart (not a view), repeat of 1 (dedup), 2, 3 -> kept as 1,2,3
+        row(1, "view", 1), row(2, "cart", 1), row(3, "view", 1), row(4, "view", 2), row(5, "view", 3),
+        # s2: only two distinct products -> min_products_per_session
+        row(1, "view", 1, sess="s2"), row(2, "view", 2, sess="s2"), row(3, "view", 1, sess="s2"),
+        # s3: missing brand (dropped by drop_listwise_nulls brand), then 3 products left
+        row(1, "view", 4, sess="s3", brand=""), row(2, "view", 1, sess="s3"), row(3, "view", 2, sess="s3"),
+        row(4, "view", 3, sess="s3"),
+        # bad price and bad timestamp
+        row(6, "view", 5, price="abc", sess="s4"), "not-a-time,view,5,1,,,1.0,1,s4",
+        # missing session id
+        row(7, "view", 5, sess=""),
+    ]
+    report, ev = run(tmp_path, rows, drop_listwise_nulls=["brand"], min_products_per_session=3)
+    d = report["rows_dropped"]
+    assert report["rows_read"] == 15 and report["malformed_lines_skipped"] == 0
+    assert d["unparseable_value"] == 2
+    assert d["missing_required"] == 1
+    assert d["limit_to_view_event"] == 1
+    assert d["drop_listwise_nulls.brand"] == 1
+    assert d["dedup_consecutive"] == 1
+    assert d["min_products_per_session"] == 3 and report["sessions_dropped"]["min_products_per_session"] == 1
+    assert report["rows_kept"] == len(ev) == 6 and report["sessions"] == 2
+    assert sum(d.values()) + report["rows_kept"] == report["rows_read"]
+
+
+def test_min_item_support_and_max_session_length(tmp_path):
+    rows = [row(i, "view", p, sess="a") for i, p in enumerate([1, 2, 3, 4, 5, 6])]
+    rows += [row(i, "view", p, sess="b") for i, p in enumerate([1, 2, 3, 9])]
+    report, ev = run(tmp_path, rows, min_item_support=2, max_session_length=2, min_products_per_session=2)
+    assert report["rows_dropped"]["min_item_support"] == 4  # products 4, 5, 6, 9 seen once
+    assert report["rows_dropped"]["max_session_length"] == 2  # a: 1,2,3 -> 2,3 ; b: 1,2,3 -> 2,3
+    assert ev.groupby("session").product_id.apply(list).tolist() == [[2, 3], [2, 3]]
+
+
+def test_category_split_and_encoding(tmp_path):
+    rows = [row(1, "view", 10, code="appliances.kitchen.washer"), row(2, "view", 11, code="apparel.shoes"),
+            row(3, "view", 12, code=""), row(4, "view", 13, code="a.b.c.d", brand="")]
+    report, ev = run(tmp_path, rows, min_products_per_session=2)
+    vocab = pd.read_parquet(tmp_path / "out" / "vocab.parquet")
+    lab = {f: dict(zip(g.code, g.label)) for f, g in vocab.groupby("field")}
+    got = [(lab["category"][r.category], lab["sub_category"][r.sub_category], lab["element"][r.element],
+            lab["brand"][r.brand]) for r in ev.itertuples()]
+    assert got == [("appliances", "kitchen", "washer", "acme"), ("apparel", "shoes", "unknown", "acme"),
+                   ("unknown", "unknown", "unknown", "acme"), ("a", "b", "c.d", "unknown")]
+    assert sorted(ev["item"]) == [1, 2, 3, 4] and vocab.code.min() == 1  # 0 stays padding
+
+
+def test_truncated_last_line_of_real_head_is_counted(tmp_path):
+    src = need(OCT_HEAD) / "2019-Oct.csv"
+    report = filter_encode([src], FilterEncodeParams(), tmp_path / "out")
+    assert report["malformed_lines_skipped"] == 1
+    assert report["rows_read"] == 17435 and report["files"][0]["rows_parsed"] == 17434
+    assert report["malformed_examples"][0]["text"].startswith("2019-10-01 02:50:00 UTC,view,10900305")
+    assert report["sessions"] == 1405  # sessions with >= 3 distinct views, as ../shared/data/README.md counts
+    json.dumps(report)
+
+
+def test_headerless_november_head_is_a_clear_error():
+    with pytest.raises(SourceError, match=r"2019-Nov\.csv: the first line is data, not a header"):
+        check_header(need(NOV_HEAD) / "2019-Nov.csv")
+
+
+def test_missing_column_is_a_clear_error(tmp_path):
+    p = tmp_path / "2019-Oct.csv"
+    p.write_text("event_time,event_type,product_id,category_id,category_code,price,user_id,user_session\n")
+    with pytest.raises(SourceError, match=r"2019-Oct\.csv: missing column\(s\) \['brand'\]"):
+        check_header(p)

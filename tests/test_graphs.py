@@ -1,0 +1,102 @@
+"""Session graphs (property-based, repeats included), the LMDB shard round trip and batching."""
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessionrec.graphs.build import build_examples, session_graph
+from sessionrec.graphs.store import GraphStore, pack, unpack, write_store
+
+sequences = st.lists(st.integers(1, 6), min_size=1, max_size=30)  # small alphabet: many repeats
+
+
+@given(sequences)
+def test_alias_maps_back_to_the_sequence(seq):
+    g = session_graph(seq)
+    items = np.asarray(seq)
+    nodes = items[g.nodes]  # product of each node
+    assert (nodes[g.alias] == items).all()
+    assert len(set(nodes.tolist())) == len(nodes) == len(set(seq))
+    assert g.alias[0] == 0 and (np.diff(np.maximum.accumulate(g.alias)) <= 1).all()  # first-appearance order
+
+
+@given(sequences)
+def test_edges_are_the_distinct_consecutive_pairs(seq):
+    g = session_graph(seq)
+    nodes = np.asarray(seq)[g.nodes]
+    got = {(int(nodes[s]), int(nodes[d])) for s, d in zip(g.src, g.dst)}
+    assert got == set(zip(seq[:-1], seq[1:]))
+    assert len(got) == len(g.src)  # each pair once
+
+
+@given(sequences)
+def test_in_out_weights_are_srgnn_normalised(seq):
+    g = session_graph(seq)
+    k = len(g.nodes)
+    a = np.zeros((k, k))
+    a[g.src, g.dst] = 1
+    indeg, outdeg = a.sum(0), a.sum(1)
+    assert np.allclose(g.w_in, 1 / indeg[g.dst]) and np.allclose(g.w_out, 1 / outdeg[g.src])
+    for v in range(k):  # incoming weights of a node with in-edges sum to 1, outgoing likewise
+        if indeg[v]:
+            assert np.isclose(g.w_in[g.dst == v].sum(), 1)
+        if outdeg[v]:
+            assert np.isclose(g.w_out[g.src == v].sum(), 1)
+
+
+def test_hand_computed_repeat_session():
+    g = session_graph([7, 8, 7, 9, 9])
+    assert g.alias.tolist() == [0, 1, 0, 2, 2]
+    assert list(zip(g.src.tolist(), g.dst.tolist())) == [(0, 1), (1, 0), (0, 2), (2, 2)]
+    assert g.w_out.tolist() == [0.5, 1.0, 0.5, 1.0] and g.w_in.tolist() == [1.0, 1.0, 0.5, 0.5]
+    assert g.nodes.tolist() == [2, 1, 4]  # last occurrence of 7, 8, 9
+
+
+def test_examples_prefixes_and_last():
+    session = np.array([0, 0, 0, 1, 1])
+    feats = {f: np.array([5, 6, 5, 7, 8]) for f in ("item", "category", "sub_category", "element", "brand")}
+    feats["price"] = np.arange(5, dtype=np.float32)
+    ex = list(build_examples(session, feats, "all_prefixes"))
+    assert [(len(e["alias"]), e["target"]) for e in ex] == [(2, 5), (1, 6), (1, 8)]
+    assert ex[0]["price"].tolist() == [0.0, 1.0]  # node features at last occurrence
+    last = list(build_examples(session, feats, "last"))
+    assert [(e["item"].tolist(), e["target"]) for e in last] == [([5, 6], 5), ([7], 8)]
+
+
+def test_pack_is_zero_copy_and_exact():
+    arrays = {"a": np.arange(5, dtype=np.int32), "b": np.linspace(0, 1, 3, dtype=np.float32)}
+    buf = memoryview(pack(arrays))
+    out = unpack(buf)
+    assert out["a"].tolist() == list(range(5)) and np.allclose(out["b"], arrays["b"])
+    assert not out["a"].flags.owndata
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 9), min_size=2, max_size=12), min_size=1, max_size=25),
+       st.integers(1, 7), st.randoms(use_true_random=False))
+def test_lmdb_round_trip_and_batches(tmp_path_factory, sessions, shard_size, rnd):
+    path = tmp_path_factory.mktemp("store") / "g.lmdb"
+    session = np.repeat(np.arange(len(sessions)), [len(s) for s in sessions])
+    items = np.concatenate(sessions)
+    feats = {f: items * (i + 1) for i, f in enumerate(("item", "category", "sub_category", "element", "brand"))}
+    feats["price"] = items.astype(np.float32) / 10
+    examples = list(build_examples(session, feats, "all_prefixes"))
+    assert write_store(path, iter(examples), shard_size) == len(examples)
+    assert not path.with_name("g.lmdb-lock").exists()
+    store = GraphStore(path)
+    idx = list(range(len(examples)))
+    rnd.shuffle(idx)
+    b = store.batch(np.array(idx))
+    for row, i in enumerate(idx):
+        e = examples[i]
+        seq = b.item[b.alias[row][b.mask[row]]]
+        assert seq.tolist() == e["item"][e["alias"]].tolist()  # the input sequence, repeats included
+        assert b.target[row].item() == e["target"]
+        assert b.item[b.last[row]].item() == seq[-1].item()
+        nodes = torch.nonzero(b.node_batch == row).flatten()
+        assert b.item[nodes].tolist() == e["item"].tolist() and torch.allclose(b.price[nodes], torch.tensor(e["price"]))
+        emask = (b.node_batch[b.edge_index[0]] == row)
+        assert int(emask.sum()) == len(e["src"])
+        assert (b.node_batch[b.edge_index[1][emask]] == row).all()
+    store.close()

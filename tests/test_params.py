@@ -1,0 +1,47 @@
+import pytest
+
+from sessionrec.params import ParamsError, load_params, params_from_dict
+
+
+def test_defaults_file_is_valid():
+    from conftest import ROOT
+
+    p = load_params(ROOT / "params.yaml")
+    assert p.model.lr > 0 and 20 in p.evaluate.top_k
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ParamsError, match=r"model\.lerning_rate.*valid keys: .*model\.lr"):
+        params_from_dict({"model": {"lerning_rate": 0.1}})
+
+
+def test_out_of_range_names_param_and_range():
+    with pytest.raises(ParamsError, match=r"model\.dropout_rate: 1\.5 is out of range; allowed \[0\.0, 0\.95\]"):
+        params_from_dict({"model": {"dropout_rate": 1.5}})
+    with pytest.raises(ParamsError, match=r"model\.lr.*out of range"):
+        params_from_dict({"model": {"lr": 0}})
+
+
+def test_unknown_model_name():
+    with pytest.raises(ParamsError, match=r"model\.name: unknown model 'gru5rec'; available: \["):
+        params_from_dict({"model": {"name": "gru5rec"}})
+
+
+def test_yaml11_exponent_string_is_coerced(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("model:\n  lr: 1e-4\n  weight_decay: 1e-6\n")
+    p = load_params(f)
+    assert p.model.lr == pytest.approx(1e-4) and isinstance(p.model.lr, float)
+
+
+def test_wrong_type_and_choices():
+    with pytest.raises(ParamsError, match=r"model\.batch_size: expected an integer"):
+        params_from_dict({"model": {"batch_size": "big"}})
+    with pytest.raises(ParamsError, match=r"split\.split_method: 'uuid' is not one of"):
+        params_from_dict({"split": {"split_method": "uuid"}})
+    with pytest.raises(ParamsError, match="must be 1"):
+        params_from_dict({"split": {"train_split": 0.9, "val_split": 0.1, "test_split": 0.1}})
+    with pytest.raises(ParamsError, match="data.start_month"):
+        params_from_dict({"data": {"start_month": "2019-13"}})
+    with pytest.raises(ParamsError, match="drop_listwise_nulls"):
+        params_from_dict({"filter_encode": {"drop_listwise_nulls": ["user_id"]}})

@@ -1,0 +1,81 @@
+"""Temporal order of the split, and no leakage: everything fitted comes from train only."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sessionrec.prepare.split import apply_scaler, assign_sessions, fit_scaler, split_events
+
+
+def make_events(path, sessions):
+    """sessions: list of (start_ts, [(item, brand, price), ...])."""
+    rows = []
+    for s, (start, events) in enumerate(sessions):
+        for j, (item, brand, price) in enumerate(events):
+            rows.append({"session": s, "ts": start + j, "row": len(rows), "item": item, "product_id": 1000 + item,
+                         "category": 1, "sub_category": 1, "element": 1, "brand": brand, "price": price})
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+def base_sessions():
+    # 10 sessions; starts deliberately not in session-id order
+    starts = [50, 10, 90, 30, 70, 20, 60, 40, 80, 100]
+    return [(t * 100, [(1 + (t + j) % 4, 1, 10.0 * (1 + j)) for j in range(3)]) for t in starts]
+
+
+def test_temporal_split_orders_by_start_time(tmp_path):
+    make_events(tmp_path / "ev.parquet", base_sessions())
+    rep = split_events(tmp_path / "ev.parquet", tmp_path / "out", "temporal", (0.6, 0.2, 0.2), 0, "min_max")
+    parts = {s: pd.read_parquet(tmp_path / "out" / f"{s}.parquet") for s in ("train", "val", "test")}
+    starts = {s: df.groupby("session").ts.min() for s, df in parts.items()}
+    assert starts["train"].max() < starts["val"].min() and starts["val"].max() < starts["test"].min()
+    assert [rep[s]["sessions"] for s in ("train", "val", "test")] == [6, 2, 2]
+
+
+def test_random_split_is_seeded():
+    starts, ids = np.arange(100), np.arange(100)
+    a = assign_sessions(starts, ids, "random", (0.8, 0.1, 0.1), 7)
+    assert (a == assign_sessions(starts, ids, "random", (0.8, 0.1, 0.1), 7)).all()
+    assert (a != assign_sessions(starts, ids, "random", (0.8, 0.1, 0.1), 8)).any()
+    assert np.bincount(a).tolist() == [80, 10, 10]
+
+
+def test_test_values_cannot_change_fitted_encoders(tmp_path):
+    sessions = base_sessions()
+    make_events(tmp_path / "a.parquet", sessions)
+    split_events(tmp_path / "a.parquet", tmp_path / "a", "temporal", (0.6, 0.2, 0.2), 0, "zscore")
+    # the last-starting session (t=100) is in test: give it an extreme price, a new brand and a new product
+    changed = list(sessions)
+    changed[-1] = (sessions[-1][0], [(1, 99, 1e6), (2, 99, 5.0), (77, 1, 3.0), (3, 1, 4.0)])
+    make_events(tmp_path / "b.parquet", changed)
+    rep = split_events(tmp_path / "b.parquet", tmp_path / "b", "temporal", (0.6, 0.2, 0.2), 0, "zscore")
+    enc_a = json.loads((tmp_path / "a" / "encoders.json").read_text())
+    enc_b = json.loads((tmp_path / "b" / "encoders.json").read_text())
+    assert enc_a == enc_b  # scaler statistics, vocabulary sizes and catalogue untouched
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "catalogue.parquet"),
+                                  pd.read_parquet(tmp_path / "b" / "catalogue.parquet"))
+    test = pd.read_parquet(tmp_path / "b" / "test.parquet")
+    assert rep["val_test_rows_dropped_unseen_item"]["test"] == 1  # product 77 never seen in train
+    assert (test.brand == 1).sum() == 2  # brand 99 unseen in train -> the 'unseen' id
+    assert rep["rows_with_label_unseen_in_train"]["brand"] == 2
+
+
+def test_scaler_fitted_on_train_prices_only():
+    s = fit_scaler(np.array([10.0, 20.0, 30.0, np.nan]), "min_max")
+    assert (s["shift"], s["scale"]) == (10.0, 20.0)
+    assert apply_scaler(np.array([10.0, 30.0, 50.0, np.nan]), s).tolist() == pytest.approx([0, 1, 2, 0.5])
+    z = fit_scaler(np.array([1.0, 3.0]), "zscore")
+    assert apply_scaler(np.array([1.0, 3.0]), z).tolist() == pytest.approx([-1, 1])
+
+
+def test_sessions_too_short_after_unseen_drop_are_counted(tmp_path):
+    sessions = base_sessions()
+    sessions[-1] = (sessions[-1][0], [(1, 1, 1.0), (55, 1, 1.0), (56, 1, 1.0)])  # test session, 2 unseen items
+    make_events(tmp_path / "ev.parquet", sessions)
+    rep = split_events(tmp_path / "ev.parquet", tmp_path / "out", "temporal", (0.6, 0.2, 0.2), 0, "min_max")
+    assert rep["sessions_dropped_too_short"]["test"] == 1 and rep["rows_dropped_too_short"]["test"] == 1
+    assert rep["test"]["sessions"] == 1
