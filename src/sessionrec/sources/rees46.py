@@ -6,7 +6,6 @@ Upstream files are named ``2019-Oct.csv`` ... ``2020-Apr.csv`` (Kaggle ships the
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import zipfile
 from pathlib import Path
@@ -69,19 +68,11 @@ def open_text(path: Path):
     return open(path, "rb")
 
 
-def copy_as_csv(src: Path, dst: Path) -> tuple[int, str]:
-    """Stream ``src`` (csv / gz / zip) into plain ``dst``; return (data rows, sha256 of dst)."""
-    digest = hashlib.sha256()
-    newlines = 0
-    last = b"\n"
+def copy_as_csv(src: Path, dst: Path) -> None:
+    """Stream ``src`` (csv / gz / zip) into the plain CSV ``dst``."""
     with open_text(src) as fin, open(dst, "wb") as fout:
         while chunk := fin.read(1 << 22):
             fout.write(chunk)
-            digest.update(chunk)
-            newlines += chunk.count(b"\n")
-            last = chunk[-1:]
-    lines = newlines + (0 if last == b"\n" else 1)
-    return max(lines - 1, 0), digest.hexdigest()
 
 
 def check_header(path: Path) -> None:
