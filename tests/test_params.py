@@ -43,5 +43,7 @@ def test_wrong_type_and_choices():
         params_from_dict({"split": {"train_split": 0.9, "val_split": 0.1, "test_split": 0.1}})
     with pytest.raises(ParamsError, match="data.start_month"):
         params_from_dict({"data": {"start_month": "2019-13"}})
+    with pytest.raises(ParamsError, match=r"data\.synthetic\.n_items \(10\) must be at least 2 x"):
+        params_from_dict({"data": {"synthetic": {"n_items": 10, "n_categories": 20}}})
     with pytest.raises(ParamsError, match="drop_listwise_nulls"):
         params_from_dict({"filter_encode": {"drop_listwise_nulls": ["user_id"]}})

@@ -77,7 +77,7 @@ class RankingMetrics:
             masked = scores.clone()
             masked[:, 0] = -torch.inf
             top = masked.topk(min(20, masked.shape[1] - 1), dim=1).indices
-            self.recommended[top.flatten().cpu()] = True
+            self.recommended[top.flatten().cpu()] = True  # (B*20,) ids only cross devices
         if self.keep:
             for k, v in {**vals, **per_example}.items():
                 self.examples.setdefault(k, []).append(v.detach().cpu().numpy())

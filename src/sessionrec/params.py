@@ -53,6 +53,9 @@ class DataParams:
                 raise ParamsError(f"data.{name}: expected YYYY-MM, got {getattr(self, name)!r}")
         if self.start_month > self.end_month:
             raise ParamsError(f"data.start_month {self.start_month} is after data.end_month {self.end_month}")
+        if self.synthetic.n_items < 2 * self.synthetic.n_categories:
+            raise ParamsError(f"data.synthetic.n_items ({self.synthetic.n_items}) must be at least 2 x "
+                              f"data.synthetic.n_categories ({self.synthetic.n_categories})")
         if self.source == "local" and not self.local_dir:
             raise ParamsError("data.local_dir: required when data.source is 'local'")
 

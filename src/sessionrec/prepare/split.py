@@ -21,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -105,7 +107,8 @@ def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple
         report["rows_with_label_unseen_in_train"][col] = int((encoded[col][~train] == 1).sum())
 
     keep = train | known
-    report["val_test_rows_dropped_unseen_item"] = {s: int(((split == i) & ~known).sum()) for i, s in enumerate(SPLITS)}
+    report["val_test_rows_dropped_unseen_item"] = {s: int(((split == i) & ~known).sum())
+                                                   for i, s in enumerate(SPLITS) if s != "train"}
     # sessions left too short after the drop
     kept_sessions, kept_len = np.unique(ev["session"][keep], return_counts=True)
     long_enough = kept_sessions[kept_len >= MIN_SESSION_EVENTS]
@@ -118,9 +121,6 @@ def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple
         after = np.unique(ev["session"][in_split & keep])
         report["sessions_dropped_too_short"][s] = int(len(before) - len(after))
         report["rows_dropped_too_short"][s] = int((in_split & (train | known) & ~keep).sum())
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     for i, s in enumerate(SPLITS):
         m = keep & (split == i)

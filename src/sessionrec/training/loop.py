@@ -71,7 +71,7 @@ def score_store(model, store: GraphStore, batch_size: int, ks, ties: str, device
         scores = model(batch)
         total += float(F.cross_entropy(scores, batch.target, reduction="sum"))
         n += batch.size
-        acc.update(scores.cpu(), batch.target.cpu(), length=batch.length.cpu())
+        acc.update(scores, batch.target, length=batch.length)  # on the model's device; no (B, N) copy
     return total / max(n, 1), acc
 
 
