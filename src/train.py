@@ -29,7 +29,7 @@ def main() -> None:
     train_items = pq.read_table(paths.SPLIT / "train.parquet", columns=["item"]).column("item").to_numpy()
     counts = torch.from_numpy(np.bincount(train_items, minlength=encoders["n_items"]).astype(np.float32))
     train, val = GraphStore(paths.graph_store("train")), GraphStore(paths.graph_store("val"))
-    with Live(str(paths.TRAIN_LIVE), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+    with Live(str(paths.TRAIN_LIVE), dvcyaml=False, save_dvc_exp=False, report=None) as live:
         state, epoch, metrics = fit(config, train, val, cfg, live=live, item_counts=counts)
     save_checkpoint(paths.MODEL, config, state, {"epoch": epoch, "val": metrics})
     write_json(paths.VAL_METRICS, {"best_epoch": epoch, **metrics})
