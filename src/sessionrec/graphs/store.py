@@ -18,9 +18,11 @@ from pathlib import Path
 
 import lmdb
 import numpy as np
+import pyarrow.parquet as pq
 import torch
+from tqdm import tqdm
 
-from sessionrec.graphs.build import NODE_INT_FEATURES
+from sessionrec.graphs.build import NODE_INT_FEATURES, build_examples
 
 NODE_ARRAYS = (*NODE_INT_FEATURES, "price")
 EDGE_ARRAYS = ("src", "dst", "w_in", "w_out")
@@ -50,17 +52,14 @@ def unpack(buf) -> dict:
 
 
 def _shard_arrays(examples: list[dict]) -> dict:
-    def cat(key, dtype):
+    def cat(key):
+        dtype = np.float32 if key in ("price", "w_in", "w_out") else np.int32
         return np.concatenate([e[key] for e in examples]).astype(dtype, copy=False)
 
     ptr = {k: np.concatenate([[0], np.cumsum([len(e[src]) for e in examples])]).astype(np.int32)
            for k, src in (("node_ptr", "item"), ("seq_ptr", "alias"), ("edge_ptr", "src"))}
-    out = {**ptr, **{k: cat(k, np.int32) for k in NODE_INT_FEATURES}, "price": cat("price", np.float32),
-           "alias": cat("alias", np.int32), "src": cat("src", np.int32), "dst": cat("dst", np.int32),
-           "w_in": cat("w_in", np.float32), "w_out": cat("w_out", np.float32),
-           "target": np.array([e["target"] for e in examples], np.int32),
-           "session": np.array([e["session"] for e in examples], np.int32)}
-    return out
+    return {**ptr, **{k: cat(k) for k in (*NODE_ARRAYS, "alias", *EDGE_ARRAYS)},
+            **{k: np.array([e[k] for e in examples], np.int32) for k in ("target", "session")}}
 
 
 def write_store(path: Path, examples, shard_size: int, meta: dict | None = None) -> int:
@@ -146,8 +145,6 @@ class GraphStore:
         self.shards = [unpack(self.txn.get(f"shard-{i:06d}".encode())) for i in range(len(self.meta["shard_sizes"]))]
         self.starts = np.concatenate([[0], np.cumsum(self.meta["shard_sizes"])]).astype(np.int64)
         self.targets = np.concatenate([s["target"] for s in self.shards]) if self.shards else np.zeros(0, np.int32)
-        self.lengths = (np.concatenate([np.diff(s["seq_ptr"]) for s in self.shards]) if self.shards
-                        else np.zeros(0, np.int32))
 
     def __len__(self) -> int:
         return int(self.starts[-1])
@@ -173,12 +170,12 @@ class GraphStore:
     def batch(self, indices: np.ndarray) -> Batch:
         indices = np.asarray(indices, np.int64)
         shard_of = np.searchsorted(self.starts, indices, side="right") - 1
-        parts = [self._gather(self.shards[s], indices[shard_of == s] - self.starts[s]) for s in np.unique(shard_of)]
-        # restore the requested order
-        order = np.concatenate([np.flatnonzero(shard_of == s) for s in np.unique(shard_of)])
+        order = np.argsort(shard_of, kind="stable")  # gather shard by shard: merged example j is requested row order[j]
+        bounds = np.flatnonzero(np.diff(shard_of[order])) + 1
+        parts = [self._gather(self.shards[shard_of[o[0]]], indices[o] - self.starts[shard_of[o[0]]])
+                 for o in np.split(order, bounds)]
         merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        inv = np.empty_like(order)
-        inv[order] = np.arange(len(order))
+        inv = np.argsort(order)
         n_nodes, n_pos, n_edges = merged["node_ptr"], merged["seq_ptr"], merged["edge_ptr"]
         node_off = np.concatenate([[0], np.cumsum(n_nodes)[:-1]])
         B, L = len(indices), int(n_pos.max())
@@ -192,15 +189,15 @@ class GraphStore:
         mask = np.zeros((B, L), bool)
         mask[row, pos_in_seq] = True
         last = alias[np.arange(B), n_pos - 1]
-        # merged example j is requested row order[j]: per-example tensors are permuted back with `inv`, node rows
-        # stay grouped by merged example and carry their requested row in node_batch
+        # per-example tensors are permuted back to the requested order with `inv`; node and edge rows stay grouped by
+        # merged example and carry their requested row in node_batch
         t = torch.from_numpy
         return Batch(
             item=t(merged["item"].astype(np.int64)), category=t(merged["category"].astype(np.int64)),
             sub_category=t(merged["sub_category"].astype(np.int64)), element=t(merged["element"].astype(np.int64)),
-            brand=t(merged["brand"].astype(np.int64)), price=t(merged["price"].copy()),
+            brand=t(merged["brand"].astype(np.int64)), price=t(merged["price"]),
             node_batch=t(np.repeat(order, n_nodes)), edge_index=t(np.stack([src, dst]).astype(np.int64)),
-            w_in=t(merged["w_in"].copy()), w_out=t(merged["w_out"].copy()),
+            w_in=t(merged["w_in"]), w_out=t(merged["w_out"]),
             alias=t(alias[inv]), mask=t(mask[inv]), last=t(last[inv]), length=t(n_pos[inv].astype(np.int64)),
             target=t(merged["target"][inv].astype(np.int64)), session=t(merged["session"][inv].astype(np.int64)),
         )
@@ -215,11 +212,6 @@ class GraphStore:
 
 def write_split_graphs(parquet: Path, out: Path, targets: str, shard_size: int) -> dict:
     """Build every example of one split (Parquet sorted by session, time) into the store ``out``."""
-    import pyarrow.parquet as pq
-    from tqdm import tqdm
-
-    from sessionrec.graphs.build import build_examples
-
     table = pq.read_table(parquet)
     cols = {c: table.column(c).to_numpy() for c in table.column_names}
     n_sessions = len(np.unique(cols["session"]))
