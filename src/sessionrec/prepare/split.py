@@ -64,16 +64,12 @@ def apply_scaler(prices: np.ndarray, scaler: dict) -> np.ndarray:
     return np.where(np.isnan(out), scaler["fill"], out).astype(np.float32)
 
 
-def fit_vocab(train_codes: np.ndarray) -> np.ndarray:
-    """Sorted distinct training codes; their new ids are position + 2 (0 padding, 1 unseen)."""
-    return np.unique(train_codes)
-
-
-def apply_vocab(codes: np.ndarray, vocab: np.ndarray) -> np.ndarray:
-    pos = np.searchsorted(vocab, codes)
-    pos = np.minimum(pos, max(len(vocab) - 1, 0))
+def apply_vocab(codes: np.ndarray, vocab: np.ndarray, first_id: int, unseen_id: int) -> np.ndarray:
+    """Map ``codes`` into the sorted training ``vocab`` (``np.unique`` of training values): the i-th entry gets
+    ``first_id + i``, a code not in it gets ``unseen_id``."""
+    pos = np.minimum(np.searchsorted(vocab, codes), max(len(vocab) - 1, 0))
     hit = (vocab[pos] == codes) if len(vocab) else np.zeros(len(codes), bool)
-    return np.where(hit, pos + 2, 1).astype(np.int32)
+    return np.where(hit, pos + first_id, unseen_id).astype(np.int32)
 
 
 def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple, seed: int,
@@ -90,10 +86,9 @@ def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple
     train = split == 0
     report = {"split_method": method, "sessions_in": int(len(sess_ids))}
 
-    catalogue = np.unique(ev["item"][train])  # old item ids, sorted; new id = position + 1
-    pos = np.minimum(np.searchsorted(catalogue, ev["item"]), len(catalogue) - 1)
-    known = catalogue[pos] == ev["item"]
-    new_item = np.where(known, pos + 1, 0).astype(np.int32)
+    catalogue = np.unique(ev["item"][train])
+    new_item = apply_vocab(ev["item"], catalogue, first_id=1, unseen_id=0)  # 1..N, 0 = not in the catalogue
+    known = new_item > 0
     scaler = fit_scaler(ev["price"][train], normalization)
     price = apply_scaler(ev["price"], scaler)
     report["rows_missing_price_filled"] = int(np.isnan(ev["price"]).sum())
@@ -101,8 +96,8 @@ def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple
     vocab_sizes = {}
     report["rows_with_label_unseen_in_train"] = {}
     for col in CATEGORICAL:
-        vocab = fit_vocab(ev[col][train])
-        encoded[col] = apply_vocab(ev[col], vocab)
+        vocab = np.unique(ev[col][train])
+        encoded[col] = apply_vocab(ev[col], vocab, first_id=2, unseen_id=1)  # 0 padding, 1 unseen
         vocab_sizes[col] = int(len(vocab) + 2)
         report["rows_with_label_unseen_in_train"][col] = int((encoded[col][~train] == 1).sum())
 
