@@ -5,7 +5,7 @@ half-written last line of a truncated file) to a callback, so each one is counte
 DuckDB then runs the window / group-by work with a memory limit and spills to disk, so the full October+November
 2019 files (~110 M rows, 14 GB) fit in 24 GB of RAM. Nothing here holds the event table in pandas.
 
-Rules, applied in this order, each counted in the report (rows dropped, and sessions where it matters):
+Rules, applied in this order, each counted in the report (rows and sessions it dropped):
 ``unparseable_value`` (a field that does not parse as its type), ``missing_required`` (no event_time, event_type,
 product_id or user_session), ``limit_to_view_event``, ``drop_listwise_nulls`` (one rule per column),
 ``dedup_consecutive``, ``min_item_support``, ``max_session_length`` (keep the last N events), and
@@ -102,12 +102,8 @@ def stage_csv(paths: list[Path], out_dir: Path, report: Report, block_size: int 
     return out
 
 
-def _count(con, table: str) -> int:
-    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-
-
-def _sessions(con, table: str) -> int:
-    return con.execute(f"SELECT count(DISTINCT user_session) FROM {table}").fetchone()[0]
+def _rows_and_sessions(con, table: str) -> tuple[int, int]:
+    return con.execute(f"SELECT count(*), count(DISTINCT user_session) FROM {table}").fetchone()
 
 
 def filter_encode(raw_files: list[Path], params: FilterEncodeParams, out_dir: Path) -> dict:
@@ -133,42 +129,34 @@ def filter_encode(raw_files: list[Path], params: FilterEncodeParams, out_dir: Pa
               TRY_CAST(category_id AS BIGINT) AS category_id, category_code, brand,
               TRY_CAST(price AS DOUBLE) AS price, TRY_CAST(user_id AS BIGINT) AS user_id, user_session
             FROM read_parquet([{files}])""")
-        steps = [
-            ("unparseable_value", """NOT ((event_time_raw IS NOT NULL AND ts IS NULL)
-                 OR (product_id_raw IS NOT NULL AND product_id IS NULL)
-                 OR (category_id_raw IS NOT NULL AND category_id IS NULL)
-                 OR (price_raw IS NOT NULL AND (price IS NULL OR price < 0 OR isnan(price)))
-                 OR (user_id_raw IS NOT NULL AND user_id IS NULL))"""),
-            ("missing_required", "ts IS NOT NULL AND event_type IS NOT NULL AND product_id IS NOT NULL "
-                                 "AND user_session IS NOT NULL"),
-        ]
-        if params.limit_to_view_event:
-            steps.append(("limit_to_view_event", "event_type = 'view'"))
-        for col in params.drop_listwise_nulls:
-            steps.append((f"drop_listwise_nulls.{col}", f"{col} IS NOT NULL"))
         cur = "t0"
-        before_rows, before_sessions = _count(con, cur), None
-        for i, (name, cond) in enumerate(steps, 1):
-            con.execute(f"CREATE TABLE s{i} AS SELECT * FROM {cur} WHERE {cond}")
-            con.execute(f"DROP TABLE {cur}")
-            cur = f"s{i}"
-            n = _count(con, cur)
-            report.dropped[name] = before_rows - n
-            before_rows = n
-        before_sessions = _sessions(con, cur)
-        report.result["sessions_read"] = before_sessions
+        rows, sessions = _rows_and_sessions(con, cur)
+        report.result["sessions_read"] = sessions
 
         def step(name: str, sql: str) -> None:
-            nonlocal cur, before_rows, before_sessions
-            new = f"x_{name}"
+            """Replace the current table by ``sql`` over it and count the rows and sessions the rule dropped."""
+            nonlocal cur, rows, sessions
+            new = f"s{len(report.dropped) + 1}"
             con.execute(f"CREATE TABLE {new} AS {sql.format(src=cur)}")
             con.execute(f"DROP TABLE {cur}")
             cur = new
-            n, s = _count(con, cur), _sessions(con, cur)
-            report.dropped[name] = before_rows - n
-            report.sessions_dropped[name] = before_sessions - s
-            before_rows, before_sessions = n, s
+            n, s = _rows_and_sessions(con, cur)
+            report.dropped[name], report.sessions_dropped[name] = rows - n, sessions - s
+            rows, sessions = n, s
 
+        raw_cols = "event_time_raw, price_raw, product_id_raw, category_id_raw, user_id_raw"
+        step("unparseable_value", f"""SELECT * EXCLUDE ({raw_cols}) FROM {{src}} WHERE NOT (
+                 (event_time_raw IS NOT NULL AND ts IS NULL)
+                 OR (product_id_raw IS NOT NULL AND product_id IS NULL)
+                 OR (category_id_raw IS NOT NULL AND category_id IS NULL)
+                 OR (price_raw IS NOT NULL AND (price IS NULL OR price < 0 OR isnan(price)))
+                 OR (user_id_raw IS NOT NULL AND user_id IS NULL))""")
+        step("missing_required", "SELECT * FROM {src} WHERE ts IS NOT NULL AND event_type IS NOT NULL "
+                                 "AND product_id IS NOT NULL AND user_session IS NOT NULL")
+        if params.limit_to_view_event:
+            step("limit_to_view_event", "SELECT * FROM {src} WHERE event_type = 'view'")
+        for col in params.drop_listwise_nulls:
+            step(f"drop_listwise_nulls.{col}", f"SELECT * FROM {{src}} WHERE {col} IS NOT NULL")
         if params.dedup_consecutive:
             step("dedup_consecutive", """SELECT * EXCLUDE (prev) FROM (
                 SELECT *, lag(product_id) OVER (PARTITION BY user_session ORDER BY ts, row) AS prev FROM {src})
@@ -182,7 +170,7 @@ def filter_encode(raw_files: list[Path], params: FilterEncodeParams, out_dir: Pa
         step("min_products_per_session", f"""SELECT * FROM {{src}} WHERE user_session IN (
             SELECT user_session FROM {{src}} GROUP BY user_session
             HAVING count(DISTINCT product_id) >= {params.min_products_per_session})""")
-        if before_rows == 0:
+        if rows == 0:
             raise ValueError("every row was filtered out; see the counts: " + repr(report.dropped))
 
         con.execute(f"""CREATE TABLE levels AS SELECT *,
