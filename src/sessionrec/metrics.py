@@ -19,10 +19,18 @@ import torch
 TIES = ("expected", "pessimistic", "optimistic")
 
 
-def rank_counts(scores: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(g, e)`` per example. ``scores`` (B, N) over item ids 0..N-1 (0 = padding, ignored); ``target`` (B,)."""
+def without_padding(scores: torch.Tensor) -> torch.Tensor:
+    """A copy of ``scores`` (B, N) with the padding column 0 at ``-inf``."""
     scores = scores.clone()
     scores[:, 0] = -torch.inf
+    return scores
+
+
+def rank_counts(scores: torch.Tensor, target: torch.Tensor, masked: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(g, e)`` per example. ``scores`` (B, N) over item ids 0..N-1 (0 = padding, ignored unless ``masked`` says
+    the caller already set it to ``-inf``); ``target`` (B,)."""
+    if not masked:
+        scores = without_padding(scores)
     s_t = scores.gather(1, target.view(-1, 1))  # (B, 1)
     greater = (scores > s_t).sum(1)
     equal = (scores == s_t).sum(1)
@@ -61,22 +69,20 @@ class RankingMetrics:
     """Accumulates per-example metrics over batches; ``result()`` gives means and item coverage."""
 
     def __init__(self, ks, ties: str = "expected", n_items: int | None = None, keep_examples: bool = False):
-        self.ks, self.ties, self.n_items, self.keep = list(ks), ties, n_items, keep_examples
+        self.ks, self.ties, self.keep = list(ks), ties, keep_examples
         self.sums: dict = {}
         self.count = 0
         self.examples: dict = {}
         self.recommended = None if n_items is None else torch.zeros(n_items, dtype=torch.bool)
 
     def update(self, scores: torch.Tensor, target: torch.Tensor, **per_example) -> None:
-        g, e = rank_counts(scores, target)
-        vals = metrics_from_counts(g, e, self.ks, self.ties)
+        scores = without_padding(scores)  # the one (B, N) copy per batch
+        vals = metrics_from_counts(*rank_counts(scores, target, masked=True), self.ks, self.ties)
         for k, v in vals.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v.sum())
+            self.sums[k] = self.sums.get(k, 0.0) + v.sum()  # stays on the device until result()
         self.count += target.shape[0]
         if self.recommended is not None:
-            masked = scores.clone()
-            masked[:, 0] = -torch.inf
-            top = masked.topk(min(20, masked.shape[1] - 1), dim=1).indices
+            top = scores.topk(min(20, scores.shape[1] - 1), dim=1).indices
             self.recommended[top.flatten().cpu()] = True  # (B*20,) ids only cross devices
         if self.keep:
             for k, v in {**vals, **per_example}.items():
@@ -85,7 +91,7 @@ class RankingMetrics:
     def result(self) -> dict:
         if self.count == 0:
             raise ValueError("no examples to evaluate")
-        out = {k: self.sums[k] / self.count for k in self.sums}
+        out = {k: float(v) / self.count for k, v in self.sums.items()}
         if self.recommended is not None:
             out["coverage@20"] = float(self.recommended[1:].float().mean())
         return out

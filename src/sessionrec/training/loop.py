@@ -75,6 +75,19 @@ def score_store(model, store: GraphStore, batch_size: int, ks, ties: str, device
     return total / max(n, 1), acc
 
 
+def validate(model, val: GraphStore, cfg: TrainConfig, device, live=None, **logged) -> dict:
+    """Validation loss and metrics; with ``live``, log them (and ``logged``) as one DVCLive step."""
+    val_loss, acc = score_store(model, val, cfg.batch_size, cfg.top_k, cfg.ties, device)
+    metrics = {"loss": val_loss, **acc.result()}
+    if live is not None:
+        for k, v in logged.items():
+            live.log_metric(k, v)
+        for k, v in metrics.items():
+            live.log_metric(f"val/{k}", v)
+        live.next_step()
+    return metrics
+
+
 def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live=None, item_counts=None):
     """Train the model that ``config`` describes; return ``(best_state_dict, best_epoch, best_val_metrics)``."""
     seed_everything(cfg.seed)
@@ -83,13 +96,7 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
     if not model.trainable:
         if item_counts is not None:
             model.fit_counts(item_counts.to(device))
-        val_loss, acc = score_store(model, val, cfg.batch_size, cfg.top_k, cfg.ties, device)
-        metrics = {"loss": val_loss, **acc.result()}
-        if live is not None:
-            for k, v in metrics.items():
-                live.log_metric(f"val/{k}", v)
-            live.next_step()
-        return copy.deepcopy(model.state_dict()), 0, metrics
+        return copy.deepcopy(model.state_dict()), 0, validate(model, val, cfg, device, live)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=1) \
         if cfg.use_scheduler else None
@@ -109,18 +116,12 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
             total += loss.item() * batch.size
             n += batch.size
         train_loss = total / max(n, 1)
-        val_loss, acc = score_store(model, val, cfg.batch_size, cfg.top_k, cfg.ties, device)
-        metrics = {"loss": val_loss, **acc.result()}
+        lr = opt.param_groups[0]["lr"]
+        metrics = validate(model, val, cfg, device, live, **{"train/loss": train_loss, "lr": lr})
         if sched is not None:
-            sched.step(val_loss)
-        if live is not None:
-            live.log_metric("train/loss", train_loss)
-            for k, v in metrics.items():
-                live.log_metric(f"val/{k}", v)
-            live.log_metric("lr", opt.param_groups[0]["lr"])
-            live.next_step()
+            sched.step(metrics["loss"])
         log.info("epoch %d: train loss %.4f, val loss %.4f, val R@20 %.4f, val MRR@20 %.4f (%.1fs)", epoch,
-                 train_loss, val_loss, metrics["R@20"], metrics["MRR@20"], time.time() - t0)
+                 train_loss, metrics["loss"], metrics["R@20"], metrics["MRR@20"], time.time() - t0)
         if metrics[SELECT_ON] > best[0]:
             best = (metrics[SELECT_ON], copy.deepcopy(model.state_dict()), epoch, metrics)
             bad_epochs = 0
