@@ -9,13 +9,14 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from conftest import NOV_HEAD, ROOT, need
 from sessionrec.graphs.build import build_examples
 from sessionrec.graphs.store import GraphStore, write_store
-from sessionrec.training.loop import TrainConfig, fit, score_store
 from sessionrec.models import build_model
+from sessionrec.training.loop import TrainConfig, fit, score_store
 
 N_ITEMS = 60
 
@@ -50,8 +51,6 @@ def test_gnn_learns_planted_pattern_popularity_cannot(tmp_path):
         config = {"name": name, "n_items": N_ITEMS + 1, "vocab_sizes": vocab, "embedding_dim": 32,
                   "hidden_dim": 32, "num_iterations": 1, "dropout_rate": 0.0}
         counts = np.bincount(train.targets, minlength=N_ITEMS + 1).astype(np.float32)
-        import torch
-
         state, epoch, _ = fit(config, train, val, cfg, item_counts=torch.from_numpy(counts))
         model = build_model(config)
         model.load_state_dict(state)

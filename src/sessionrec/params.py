@@ -21,8 +21,8 @@ class ParamsError(ValueError):
 
 def _f(default, *, lo=None, hi=None, choices=None, lo_open=False, doc=""):
     meta = {"lo": lo, "hi": hi, "choices": choices, "lo_open": lo_open, "doc": doc}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: list(d) if isinstance(d, list) else dict(d), metadata=meta)
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata=meta)
     return field(default=default, metadata=meta)
 
 
