@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -23,6 +27,41 @@ def write_csv(path: Path, rows: list[str], header: bool = True) -> Path:
     lines = ([",".join(COLUMNS)] if header else []) + rows
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+TINY = {"data": {"synthetic": {"sessions_per_month": 1500, "n_items": 300, "n_categories": 30, "n_brands": 40}},
+        "model": {"epochs": 2, "batch_size": 256, "embedding_dim": 16, "hidden_dim": 16, "num_threads": 1}}
+
+
+def project_copy(tmp_path, overrides):
+    """A throwaway git + DVC project with this repository's pipeline and `overrides` merged into params.yaml."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    shutil.copytree(ROOT / "src", proj / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", proj)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+    def merge(a, b):
+        for k, v in b.items():
+            if isinstance(v, dict):
+                merge(a.setdefault(k, {}), v)
+            else:
+                a[k] = v
+    merge(params, overrides)
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "PYTHONPATH": ""}
+    env["PATH"] = f"{os.path.dirname(sys.executable)}:{env['PATH']}"
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=proj, env=env, check=True, capture_output=True)
+    return proj, env
+
+
+def sh(proj, env, *cmd, check=True):
+    r = subprocess.run(list(cmd), cwd=proj, env=env, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{cmd} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
 
 
 def pytest_sessionfinish(session, exitstatus):

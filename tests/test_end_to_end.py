@@ -2,17 +2,14 @@
 clear command-line errors."""
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from conftest import NOV_HEAD, ROOT, need
+from conftest import NOV_HEAD, TINY, need, project_copy, sh
 from sessionrec.graphs.build import build_examples
 from sessionrec.graphs.store import GraphStore, write_store
 from sessionrec.models import build_model
@@ -60,41 +57,6 @@ def test_gnn_learns_planted_pattern_popularity_cannot(tmp_path):
     assert gnn["R@1"] > 0.9, gnn
     assert pop["R@20"] < 0.6 and pop["R@1"] < 0.1, pop
     assert gnn["MRR@20"] > pop["MRR@20"] + 0.5
-
-
-TINY = {"data": {"synthetic": {"sessions_per_month": 1500, "n_items": 300, "n_categories": 30, "n_brands": 40}},
-        "model": {"epochs": 2, "batch_size": 256, "embedding_dim": 16, "hidden_dim": 16, "num_threads": 1}}
-
-
-def project_copy(tmp_path, overrides):
-    """A throwaway git + DVC project with this repository's pipeline and `overrides` merged into params.yaml."""
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    shutil.copytree(ROOT / "src", proj / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", proj)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-
-    def merge(a, b):
-        for k, v in b.items():
-            if isinstance(v, dict):
-                merge(a.setdefault(k, {}), v)
-            else:
-                a[k] = v
-    merge(params, overrides)
-    (proj / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "PYTHONPATH": ""}
-    env["PATH"] = f"{os.path.dirname(sys.executable)}:{env['PATH']}"
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        subprocess.run(cmd, cwd=proj, env=env, check=True, capture_output=True)
-    return proj, env
-
-
-def sh(proj, env, *cmd, check=True):
-    r = subprocess.run(list(cmd), cwd=proj, env=env, capture_output=True, text=True)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{cmd} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    return r
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sessionrec.plotting import line_panels
 from sessionrec.training.loop import score_store
 
 LENGTH_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)
@@ -29,7 +30,8 @@ def _bucket(length: np.ndarray) -> np.ndarray:
 
 
 def write_plots(out_dir: Path, metrics: dict, per_example: dict, ks) -> None:
-    """``recall_at_k.csv`` (R@K, MRR@K, NDCG@K by K) and ``recall_by_length.csv`` (R@20 by input length bucket)."""
+    """``recall_at_k.csv`` (R@K, MRR@K, NDCG@K by K), ``recall_by_length.csv`` (R@20 by input length bucket) and
+    both as ``test_metrics.png``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "recall_at_k.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -43,4 +45,10 @@ def write_plots(out_dir: Path, metrics: dict, per_example: dict, ks) -> None:
         for b in np.unique(bucket):
             m = bucket == b
             w.writerow([int(b), round(float(per_example["R@20"][m].mean()), 6), int(m.sum())])
+    ks = sorted(ks)
+    buckets = [int(b) for b in np.unique(bucket)]
+    by_k = {name: (ks, [metrics[f"{name}@{k}"] for k in ks]) for name in ("R", "MRR", "NDCG")}
+    by_length = {"R@20": (buckets, [float(per_example["R@20"][bucket == b].mean()) for b in buckets])}
+    line_panels({"test metrics by K": by_k, "test R@20 by input length": by_length}, out_dir / "test_metrics.png",
+                {"test metrics by K": "K", "test R@20 by input length": "input length (bucket start)"})
 

@@ -10,6 +10,7 @@ EVENTS = INTERIM / "events.parquet"
 SPLIT = Path("data/split")
 GRAPHS = Path("data/graphs")
 MODEL = Path("models/model.pt")
+CHECKPOINT = Path("checkpoints/train.pt")
 METRICS = Path("metrics")
 DATA_REPORT = METRICS / "data_report.json"
 SPLIT_REPORT = METRICS / "split_report.json"
@@ -18,6 +19,7 @@ TRAIN_LIVE = METRICS / "train"
 VAL_METRICS = METRICS / "val.json"
 TEST_METRICS = METRICS / "test.json"
 PLOTS = Path("plots")
+TRAINING_PNG = PLOTS / "training.png"
 
 
 def graph_store(split: str) -> Path:

@@ -3,7 +3,9 @@
 ``fit`` runs, per epoch: a shuffled pass over the training store (full-catalogue cross-entropy, Adam), a no-grad pass
 over the validation store (loss and R@K / MRR@K / NDCG@K with the tie rule), one DVCLive step, ReduceLROnPlateau on
 the validation loss when enabled, and early stopping on validation MRR@20 with ``patience``. The best epoch by
-validation MRR@20 is kept as the checkpoint; the test split is never seen here.
+validation MRR@20 is kept as the checkpoint; the test split is never seen here. With a ``Checkpoint``, the whole
+training state is saved after every epoch and a killed run resumes from the last completed epoch with the same
+result as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,34 +78,114 @@ def score_store(model, store: GraphStore, batch_size: int, ks, ties: str, device
     return total / max(n, 1), acc
 
 
-def validate(model, val: GraphStore, cfg: TrainConfig, device, live=None, **logged) -> dict:
-    """Validation loss and metrics; with ``live``, log them (and ``logged``) as one DVCLive step."""
+def validate(model, val: GraphStore, cfg: TrainConfig, device) -> dict:
+    """Validation loss and R@K / MRR@K / NDCG@K under the tie rule."""
     val_loss, acc = score_store(model, val, cfg.batch_size, cfg.top_k, cfg.ties, device)
-    metrics = {"loss": val_loss, **acc.result()}
-    if live is not None:
-        for k, v in logged.items():
-            live.log_metric(k, v)
-        for k, v in metrics.items():
-            live.log_metric(f"val/{k}", v)
-        live.next_step()
-    return metrics
+    return {"loss": val_loss, **acc.result()}
 
 
-def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live=None, item_counts=None):
-    """Train the model that ``config`` describes; return ``(best_state_dict, best_epoch, best_val_metrics)``."""
+def log_step(live, row: dict) -> None:
+    """One DVCLive step from a flat dict (``train/loss``, ``lr``, ``val/...``); no-op without ``live``."""
+    if live is None:
+        return
+    for k, v in row.items():
+        live.log_metric(k, v)
+    live.next_step()
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {"python": random.getstate(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+             "numpy_rest": [int(np_state[2]), int(np_state[3]), float(np_state[4])], "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    pos, has_gauss, cached = state["numpy_rest"]
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Checkpoint:
+    """The resumable training state in one file, written atomically at the end of every epoch.
+
+    It holds the weights, the optimizer and scheduler, the last completed epoch, the RNG states, the early-stopping
+    state (best score, best weights, best epoch, epochs without gain, stopped) and the per-epoch log rows, so a
+    resumed run replays the DVCLive history and then continues exactly as an uninterrupted run would (batches are
+    shuffled from ``seed`` and ``epoch``). ``fingerprint`` names everything the result depends on except the epoch
+    cap; a checkpoint with another fingerprint is ignored, with a log line, and training starts from scratch.
+    """
+
+    def __init__(self, path, fingerprint: str):
+        self.path, self.fingerprint = Path(path), fingerprint
+
+    def load(self, max_epochs: int) -> dict | None:
+        if not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as e:  # a truncated or foreign file: never resume from it
+            log.warning("checkpoint %s unreadable (%s): training from scratch", self.path, e)
+            return None
+        if state.get("fingerprint") != self.fingerprint:
+            log.info("checkpoint %s is for other params or data: training from scratch", self.path)
+            return None
+        if state["epoch"] > max_epochs:
+            log.info("checkpoint %s is past model.epochs=%d: training from scratch", self.path, max_epochs)
+            return None
+        return state
+
+    def save(self, state: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save({"fingerprint": self.fingerprint, **state}, tmp)
+        os.replace(tmp, self.path)  # a kill during the write leaves the previous checkpoint intact
+
+
+def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live=None, item_counts=None,
+        checkpoint: Checkpoint | None = None):
+    """Train the model that ``config`` describes; return ``(best_state_dict, best_epoch, best_val_metrics)``.
+
+    With ``checkpoint``, resume from it when it matches and save it after every epoch.
+    """
     seed_everything(cfg.seed)
     device = pick_device()
     model = build_model(config).to(device)
     if not model.trainable:
         if item_counts is not None:
             model.fit_counts(item_counts.to(device))
-        return copy.deepcopy(model.state_dict()), 0, validate(model, val, cfg, device, live)
+        metrics = validate(model, val, cfg, device)
+        row = {f"val/{k}": v for k, v in metrics.items()}
+        if checkpoint is not None:  # nothing to resume, but the stage declares the output
+            checkpoint.save({"epoch": 0, "stopped": True, "history": [row]})
+        log_step(live, row)
+        return copy.deepcopy(model.state_dict()), 0, metrics
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=1) \
         if cfg.use_scheduler else None
-    best = (-1.0, None, 0, {})
-    bad_epochs = 0
-    for epoch in range(1, cfg.epochs + 1):
+    st = {"epoch": 0, "best_score": -1.0, "best_state": None, "best_epoch": 0, "best_metrics": {},
+          "bad_epochs": 0, "stopped": False, "history": []}
+    saved = checkpoint.load(cfg.epochs) if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(saved["scheduler"])
+        _set_rng_state(saved["rng"])
+        st = {k: saved[k] for k in st}
+        for row in st["history"]:
+            log_step(live, row)
+        log.info("resumed from %s after epoch %d%s", checkpoint.path, st["epoch"],
+                 " (training had already stopped)" if st["stopped"] else "")
+    for epoch in range(st["epoch"] + 1, cfg.epochs + 1):
+        if st["stopped"]:
+            break
         model.train()
         t0, total, n = time.time(), 0.0, 0
         bar = tqdm(train.iter_batches(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
@@ -117,20 +200,28 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
             n += batch.size
         train_loss = total / max(n, 1)
         lr = opt.param_groups[0]["lr"]
-        metrics = validate(model, val, cfg, device, live, **{"train/loss": train_loss, "lr": lr})
+        metrics = validate(model, val, cfg, device)
+        row = {"train/loss": train_loss, "lr": lr, **{f"val/{k}": v for k, v in metrics.items()}}
         if sched is not None:
             sched.step(metrics["loss"])
         log.info("epoch %d: train loss %.4f, val loss %.4f, val R@20 %.4f, val MRR@20 %.4f (%.1fs)", epoch,
                  train_loss, metrics["loss"], metrics["R@20"], metrics["MRR@20"], time.time() - t0)
-        if metrics[SELECT_ON] > best[0]:
-            best = (metrics[SELECT_ON], copy.deepcopy(model.state_dict()), epoch, metrics)
-            bad_epochs = 0
+        if metrics[SELECT_ON] > st["best_score"]:
+            st.update(best_score=metrics[SELECT_ON], best_state=copy.deepcopy(model.state_dict()), best_epoch=epoch,
+                      best_metrics=metrics, bad_epochs=0)
         else:
-            bad_epochs += 1
-            if bad_epochs >= cfg.patience:
-                log.info("early stop after epoch %d: no val %s gain for %d epochs", epoch, SELECT_ON, bad_epochs)
-                break
-    return best[1], best[2], best[3]
+            st["bad_epochs"] += 1
+            if st["bad_epochs"] >= cfg.patience:
+                log.info("early stop after epoch %d: no val %s gain for %d epochs", epoch, SELECT_ON,
+                         st["bad_epochs"])
+                st["stopped"] = True
+        st["epoch"] = epoch
+        st["history"].append(row)
+        if checkpoint is not None:
+            checkpoint.save({**st, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "scheduler": sched.state_dict() if sched is not None else {}, "rng": _rng_state()})
+        log_step(live, row)
+    return st["best_state"], st["best_epoch"], st["best_metrics"]
 
 
 def save_checkpoint(path, config: dict, state_dict: dict, extra: dict | None = None) -> None:
