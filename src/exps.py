@@ -40,11 +40,12 @@ def main() -> None:
                  args.metric, row.val[args.metric], sum(r.state == "success" for r in rows), failed)
         print(row.name)
     elif args.cmd == "table":
+        params = ex.varying_params([r for r in rows if r.state != "workspace"])
         if args.top:
             keep = {r.name for r in sorted((r for r in rows if r.state == "success" and args.metric in r.val),
                                            key=lambda r: -r.val[args.metric])[:args.top]}
             rows = [r for r in rows if r.name in keep]
-        print(ex.table(rows, sort_by=args.metric, with_test=args.test))
+        print(ex.table(rows, sort_by=args.metric, with_test=args.test, params=params))
     else:
         by_name = {r.name: r.rev for r in rows}
         curves = {rev: {m: ex.read_curve(by_name.get(rev, rev), m) for m in args.metrics} for rev in args.revs}

@@ -7,6 +7,7 @@ from sessionrec import paths
 from sessionrec.cli import run, write_json
 from sessionrec.params import load_params
 from sessionrec.prepare.filter_encode import filter_encode
+from sessionrec.prepare.fixed_splits import events_from_splits
 
 
 def main() -> None:
@@ -15,6 +16,13 @@ def main() -> None:
         raise FileNotFoundError(f"{paths.MANIFEST} not found (run the download stage)")
     manifest = json.loads(paths.MANIFEST.read_text())
     files = [paths.RAW / f["file"] for f in manifest["files"]]
+    if manifest["source"] == "splits":  # the reference's own filtering and split: events as they are
+        report = events_from_splits(paths.RAW / "splits", files, paths.INTERIM, params.filter_encode.memory_limit)
+        write_json(paths.DATA_REPORT, report)
+        logging.info("filter_encode (fixed splits): %d train / %d test sessions, %d items, %d without side "
+                     "information", report["train_sessions"], report["test_sessions"], report["items"],
+                     report["items_without_side_information"])
+        return
     report = filter_encode(files, params.filter_encode, paths.INTERIM)
     write_json(paths.DATA_REPORT, report)
     logging.info("filter_encode: %d rows read, %d malformed, %d kept in %d sessions over %d items (%.1fs)",

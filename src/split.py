@@ -14,7 +14,7 @@ def main() -> None:
     report = split_events(paths.EVENTS, paths.SPLIT, sp.split_method, (sp.train_split, sp.val_split, sp.test_split),
                           sp.seed, params.filter_encode.normalization_method)
     write_json(paths.SPLIT_REPORT, report)
-    logging.info("split (%s): %d / %d / %d sessions, %d catalogue items", sp.split_method, report["train"]["sessions"],
+    logging.info("split (%s): %d / %d / %d sessions, %d catalogue items", report["split_method"], report["train"]["sessions"],
                  report["val"]["sessions"], report["test"]["sessions"], report["catalogue_items"])
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -62,6 +63,32 @@ def sh(proj, env, *cmd, check=True):
     if check and r.returncode != 0:
         raise AssertionError(f"{cmd} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     return r
+
+
+N_ITEMS = 60
+
+
+def planted_store(path, n_sessions, seed):
+    """Walks along a fixed random successor map (next = succ[current]); every item equally popular.
+    Returns the store and the clicks (``session``, ``item``, ``ts``) for the models fitted on them."""
+    from sessionrec.graphs.build import build_examples
+    from sessionrec.graphs.store import GraphStore, write_store
+
+    rng = np.random.default_rng(seed)
+    succ = np.random.default_rng(0).permutation(np.arange(1, N_ITEMS + 1))
+    sessions, items = [], []
+    for s in range(n_sessions):
+        cur = int(rng.integers(1, N_ITEMS + 1))
+        for _ in range(int(rng.integers(3, 7))):
+            sessions.append(s)
+            items.append(cur)
+            cur = int(succ[cur - 1])
+    items = np.array(items)
+    feats = {f: (items if f == "item" else np.ones_like(items)) for f in
+             ("item", "category", "sub_category", "element", "brand")}
+    feats["price"] = np.zeros(len(items), np.float32)
+    write_store(path, build_examples(np.array(sessions), feats, "all_prefixes"), 256)
+    return GraphStore(path), {"session": np.array(sessions), "item": items, "ts": np.zeros(len(items), np.int64)}
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -5,50 +5,23 @@ import json
 import shutil
 import sys
 
-import numpy as np
 import pytest
-import torch
 
-from conftest import NOV_HEAD, TINY, need, project_copy, sh
-from sessionrec.graphs.build import build_examples
-from sessionrec.graphs.store import GraphStore, write_store
+from conftest import N_ITEMS, NOV_HEAD, TINY, need, planted_store, project_copy, sh
 from sessionrec.models import build_model
 from sessionrec.training.loop import TrainConfig, fit, score_store
 
-N_ITEMS = 60
-
-
-def planted_store(path, n_sessions, seed):
-    """Walks along a fixed random successor map (next = succ[current]); every item equally popular."""
-    rng = np.random.default_rng(seed)
-    succ = np.random.default_rng(0).permutation(np.arange(1, N_ITEMS + 1))
-    sessions, items = [], []
-    for s in range(n_sessions):
-        cur = int(rng.integers(1, N_ITEMS + 1))
-        for _ in range(int(rng.integers(3, 7))):
-            sessions.append(s)
-            items.append(cur)
-            cur = int(succ[cur - 1])
-    items = np.array(items)
-    feats = {f: (items if f == "item" else np.ones_like(items)) for f in
-             ("item", "category", "sub_category", "element", "brand")}
-    feats["price"] = np.zeros(len(items), np.float32)
-    write_store(path, build_examples(np.array(sessions), feats, "all_prefixes"), 256)
-    return GraphStore(path)
-
-
 def test_gnn_learns_planted_pattern_popularity_cannot(tmp_path):
-    train = planted_store(tmp_path / "train.lmdb", 400, 1)
-    val = planted_store(tmp_path / "val.lmdb", 60, 2)
-    test = planted_store(tmp_path / "test.lmdb", 60, 3)
+    train, events = planted_store(tmp_path / "train.lmdb", 400, 1)
+    val, _ = planted_store(tmp_path / "val.lmdb", 60, 2)
+    test, _ = planted_store(tmp_path / "test.lmdb", 60, 3)
     vocab = {"category": 2, "sub_category": 2, "element": 2, "brand": 2}
     cfg = TrainConfig(lr=0.01, weight_decay=0.0, batch_size=64, epochs=8, use_scheduler=False, patience=3, seed=0)
     results = {}
     for name in ("pop", "graph_with_embeddings_and_attentional_aggregation"):
         config = {"name": name, "n_items": N_ITEMS + 1, "vocab_sizes": vocab, "embedding_dim": 32,
                   "hidden_dim": 32, "num_iterations": 1, "dropout_rate": 0.0}
-        counts = np.bincount(train.targets, minlength=N_ITEMS + 1).astype(np.float32)
-        state, epoch, _ = fit(config, train, val, cfg, item_counts=torch.from_numpy(counts))
+        state, epoch, _, _ = fit(config, train, val, cfg, train_events=events)
         model = build_model(config)
         model.load_state_dict(state)
         _, acc = score_store(model, test, 256, [1, 20], "expected", "cpu")

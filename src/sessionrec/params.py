@@ -41,8 +41,9 @@ class SyntheticParams:
 
 @dataclass(frozen=True)
 class DataParams:
-    source: str = _f("synthetic", choices=("synthetic", "local", "kaggle"))
-    local_dir: str = _f("", doc="folder of monthly CSVs for source=local")
+    source: str = _f("synthetic", choices=("synthetic", "local", "kaggle", "splits"))
+    local_dir: str = _f("", doc="folder of monthly CSVs for source=local (side information for source=splits)")
+    splits_dir: str = _f("", doc="folder of pre-split example files for source=splits")
     start_month: str = _f("2019-10", doc="first month, YYYY-MM")
     end_month: str = _f("2019-10", doc="last month, YYYY-MM")
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)
@@ -58,6 +59,8 @@ class DataParams:
                               f"data.synthetic.n_categories ({self.synthetic.n_categories})")
         if self.source == "local" and not self.local_dir:
             raise ParamsError("data.local_dir: required when data.source is 'local'")
+        if self.source == "splits" and not self.splits_dir:
+            raise ParamsError("data.splits_dir: required when data.source is 'splits'")
 
 
 @dataclass(frozen=True)
@@ -114,12 +117,22 @@ class ModelParams:
     patience: int = _f(3, lo=1, hi=1000)
     seed: int = _f(42, lo=0)
     num_threads: int = _f(0, lo=0, hi=256, doc="torch CPU threads; 0 = OMP_NUM_THREADS or all cores")
+    refit: bool = _f(True, doc="after the choice on validation, retrain it on train + validation")
+    hybrid_base: str = _f("srgnn", doc="hybrid: the network blended with STAN")
+    knn_k: int = _f(100, lo=1, hi=100_000, doc="session-kNN: neighbours")
+    knn_sample_size: int = _f(0, lo=0, hi=10_000_000, doc="session-kNN: most recent candidates; 0 = published default")
+    stan_lambda_spw: float = _f(1.02, lo=0.0, hi=1e6, lo_open=True, doc="STAN: session position decay")
+    stan_lambda_snh: float = _f(5.0, lo=0.0, hi=1e6, lo_open=True, doc="STAN: neighbour recency decay, days")
+    stan_lambda_inh: float = _f(2.05, lo=0.0, hi=1e6, lo_open=True, doc="STAN: item position decay in a neighbour")
 
     def validate(self) -> None:
         from sessionrec.models import REGISTRY  # late import: params must not pull torch at import time
 
         if self.name not in REGISTRY:
             raise ParamsError(f"model.name: unknown model {self.name!r}; available: {sorted(REGISTRY)}")
+        bases = sorted(n for n, c in REGISTRY.items() if c.trainable and n != "hybrid")
+        if self.hybrid_base not in bases:
+            raise ParamsError(f"model.hybrid_base: {self.hybrid_base!r} is not one of {bases}")
 
 
 @dataclass(frozen=True)
@@ -136,6 +149,23 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class BenchmarkParams:
+    models: list = _f(["pop", "sknn", "vsknn", "stan", "gru4rec", "srgnn", "graph_with_embeddings",
+                       "graph_with_embeddings_and_attention", "graph_with_embeddings_and_attentional_aggregation",
+                       "hybrid"], doc="models compared by the benchmark stage")
+    seeds: list = _f([1, 2, 3], doc="seeds per model")
+
+    def validate(self) -> None:
+        from sessionrec.models import REGISTRY
+
+        bad = [m for m in self.models if m not in REGISTRY]
+        if bad or not self.models:
+            raise ParamsError(f"benchmark.models: unknown model(s) {bad}; available: {sorted(REGISTRY)}")
+        if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in self.seeds):
+            raise ParamsError(f"benchmark.seeds: expected a list of non-negative integers, got {self.seeds!r}")
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams = field(default_factory=DataParams)
     filter_encode: FilterEncodeParams = field(default_factory=FilterEncodeParams)
@@ -143,6 +173,7 @@ class Params:
     graphs: GraphParams = field(default_factory=GraphParams)
     model: ModelParams = field(default_factory=ModelParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    benchmark: BenchmarkParams = field(default_factory=BenchmarkParams)
 
 
 def _coerce(value, typ, name: str):

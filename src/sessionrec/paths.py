@@ -19,6 +19,8 @@ TRAIN_LIVE = METRICS / "train"
 VAL_METRICS = METRICS / "val.json"
 TEST_METRICS = METRICS / "test.json"
 PLOTS = Path("plots")
+BENCHMARK_RUNS = METRICS / "benchmark"
+BENCHMARK = METRICS / "benchmark.json"
 TRAINING_PNG = PLOTS / "training.png"
 
 

@@ -69,7 +69,8 @@ def build_examples(session: np.ndarray, features: dict, targets: str, progress=N
     """Yield one dict of numpy arrays per example, sessions in file order, longest prefix first.
 
     ``session`` (n,) groups consecutive rows (sorted by session, time); ``features`` maps each of
-    ``NODE_INT_FEATURES`` and ``price`` to an (n,) array.
+    ``NODE_INT_FEATURES`` and ``price`` to an (n,) array, and optionally ``ts`` (unix seconds; an example's ``time``
+    is that of its last input click, 0 without ``ts``).
     """
     bounds = np.flatnonzero(np.diff(session)) + 1
     starts = np.concatenate([[0], bounds])
@@ -83,6 +84,7 @@ def build_examples(session: np.ndarray, features: dict, targets: str, progress=N
                 **{f: features[f][rows] for f in (*NODE_INT_FEATURES, "price")},
                 "alias": g.alias, "src": g.src, "dst": g.dst, "w_in": g.w_in, "w_out": g.w_out,
                 "target": int(items[a + length]), "session": int(session[a]),
+                "time": int(features["ts"][a + length - 1]) if "ts" in features else 0,
             }
         if progress is not None:
             progress.update(1)

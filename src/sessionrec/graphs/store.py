@@ -59,7 +59,8 @@ def _shard_arrays(examples: list[dict]) -> dict:
     ptr = {k: np.concatenate([[0], np.cumsum([len(e[src]) for e in examples])]).astype(np.int32)
            for k, src in (("node_ptr", "item"), ("seq_ptr", "alias"), ("edge_ptr", "src"))}
     return {**ptr, **{k: cat(k) for k in (*NODE_ARRAYS, "alias", *EDGE_ARRAYS)},
-            **{k: np.array([e[k] for e in examples], np.int32) for k in ("target", "session")}}
+            **{k: np.array([e[k] for e in examples], np.int32) for k in ("target", "session")},
+            "time": np.array([e["time"] for e in examples], np.int64)}
 
 
 def write_store(path: Path, examples, shard_size: int, meta: dict | None = None) -> int:
@@ -123,6 +124,7 @@ class Batch:
     length: torch.Tensor  # (B,) input length
     target: torch.Tensor  # (B,)
     session: torch.Tensor  # (B,)
+    time: torch.Tensor  # (B,) unix seconds of the last input click
 
     def to(self, device) -> "Batch":
         return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)})
@@ -135,15 +137,20 @@ class Batch:
 class GraphStore:
     """Read-only view of a graph store; ``batch(indices)`` builds a :class:`Batch` with vectorised numpy."""
 
-    def __init__(self, path: str | Path):
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: graph store not found (run the build_graphs stage)")
-        self.env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False)
-        self.txn = self.env.begin(buffers=True)
-        self.meta = json.loads(bytes(self.txn.get(b"meta")))
-        self.shards = [unpack(self.txn.get(f"shard-{i:06d}".encode())) for i in range(len(self.meta["shard_sizes"]))]
-        self.starts = np.concatenate([[0], np.cumsum(self.meta["shard_sizes"])]).astype(np.int64)
+    def __init__(self, path: str | Path | list):
+        """One store, or several read as one (their shards in order), e.g. train + validation for a refit."""
+        self.envs, self.shards, sizes = [], [], []
+        for p in (path if isinstance(path, (list, tuple)) else [path]):
+            p = Path(p)
+            if not p.exists():
+                raise FileNotFoundError(f"{p}: graph store not found (run the build_graphs stage)")
+            env = lmdb.open(str(p), subdir=False, readonly=True, lock=False, readahead=False)
+            txn = env.begin(buffers=True)
+            meta = json.loads(bytes(txn.get(b"meta")))
+            self.shards += [unpack(txn.get(f"shard-{i:06d}".encode())) for i in range(len(meta["shard_sizes"]))]
+            sizes += meta["shard_sizes"]
+            self.envs.append((env, txn))
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.targets = np.concatenate([s["target"] for s in self.shards]) if self.shards else np.zeros(0, np.int32)
 
     def __len__(self) -> int:
@@ -151,8 +158,10 @@ class GraphStore:
 
     def close(self) -> None:
         self.shards = []
-        self.txn.abort()
-        self.env.close()
+        for env, txn in self.envs:
+            txn.abort()
+            env.close()
+        self.envs = []
 
     def _gather(self, shard: dict, idx: np.ndarray) -> dict:
         out = {}
@@ -165,6 +174,7 @@ class GraphStore:
                 out[n] = shard[n][rows]
         out["target"] = shard["target"][idx]
         out["session"] = shard["session"][idx]
+        out["time"] = shard["time"][idx]
         return out
 
     def batch(self, indices: np.ndarray) -> Batch:
@@ -200,6 +210,7 @@ class GraphStore:
             w_in=t(merged["w_in"]), w_out=t(merged["w_out"]),
             alias=t(alias[inv]), mask=t(mask[inv]), last=t(last[inv]), length=t(n_pos[inv].astype(np.int64)),
             target=t(merged["target"][inv].astype(np.int64)), session=t(merged["session"][inv].astype(np.int64)),
+            time=t(merged["time"][inv].astype(np.int64)),
         )
 
     def iter_batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, epoch: int = 0):

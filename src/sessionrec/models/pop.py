@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -22,10 +23,12 @@ class Popularity(nn.Module):
         super().__init__()
         self.register_buffer("counts", torch.zeros(n_items))
 
-    def fit_counts(self, item_counts: torch.Tensor) -> None:
-        if item_counts.shape != self.counts.shape:
-            raise ValueError(f"item counts of shape {tuple(item_counts.shape)}, expected {tuple(self.counts.shape)}")
-        self.counts.copy_(item_counts.float())
+    def fit_events(self, session: np.ndarray, item: np.ndarray, ts: np.ndarray) -> None:
+        item = np.asarray(item, np.int64)
+        if len(item) and (item.min() < 0 or item.max() >= self.counts.shape[0]):
+            raise ValueError(f"training items must lie in 0..{self.counts.shape[0] - 1}")
+        counts = np.bincount(item, minlength=self.counts.shape[0]).astype(np.float32)
+        self.counts.copy_(torch.from_numpy(counts))
 
     def encode(self, batch: Batch) -> torch.Tensor:
         return torch.zeros(batch.size, 1, device=self.counts.device)  # (B, 1)

@@ -106,6 +106,27 @@ def _rows_and_sessions(con, table: str) -> tuple[int, int]:
     return con.execute(f"SELECT count(*), count(DISTINCT user_session) FROM {table}").fetchone()
 
 
+def create_levels_and_vocab(con, src: str) -> None:
+    """Tables ``levels`` (``src`` plus category_l / sub_category_l / element_l / brand_l labels, ``unknown`` where
+    missing) and ``vocab`` (field, label, code 1.. in label order)."""
+    con.execute(f"""CREATE TABLE levels AS SELECT *,
+        coalesce(nullif(split_part(category_code, '.', 1), ''), 'unknown') AS category_l,
+        coalesce(nullif(split_part(category_code, '.', 2), ''), 'unknown') AS sub_category_l,
+        coalesce(nullif(array_to_string(string_split(category_code, '.')[3:], '.'), ''), 'unknown') AS element_l,
+        coalesce(brand, 'unknown') AS brand_l FROM {src}""")
+    con.execute(" UNION ALL ".join(
+        f"""{'CREATE TABLE vocab AS ' if i == 0 else ''}SELECT '{f}' AS field, label,
+            CAST(row_number() OVER (ORDER BY label) AS INTEGER) AS code FROM (SELECT DISTINCT {f}_l AS label FROM levels)"""
+        for i, f in enumerate(("category", "sub_category", "element", "brand"))))
+
+
+ENCODED_COLUMNS = """vc.code AS category, vs.code AS sub_category, ve.code AS element, vb.code AS brand"""
+VOCAB_JOINS = """JOIN vocab vc ON vc.field = 'category' AND vc.label = l.category_l
+            JOIN vocab vs ON vs.field = 'sub_category' AND vs.label = l.sub_category_l
+            JOIN vocab ve ON ve.field = 'element' AND ve.label = l.element_l
+            JOIN vocab vb ON vb.field = 'brand' AND vb.label = l.brand_l"""
+
+
 def filter_encode(raw_files: list[Path], params: FilterEncodeParams, out_dir: Path) -> dict:
     """Write ``events.parquet`` and ``vocab.parquet`` into ``out_dir``; return the data report."""
     t0 = time.time()
@@ -173,21 +194,7 @@ def filter_encode(raw_files: list[Path], params: FilterEncodeParams, out_dir: Pa
         if rows == 0:
             raise ValueError("every row was filtered out; see the counts: " + repr(report.dropped))
 
-        con.execute(f"""CREATE TABLE levels AS SELECT *,
-            coalesce(nullif(split_part(category_code, '.', 1), ''), 'unknown') AS category_l,
-            coalesce(nullif(split_part(category_code, '.', 2), ''), 'unknown') AS sub_category_l,
-            coalesce(nullif(array_to_string(string_split(category_code, '.')[3:], '.'), ''),
-                     'unknown') AS element_l,
-            coalesce(brand, 'unknown') AS brand_l FROM {cur}""")
-        con.execute("""CREATE TABLE vocab AS
-            SELECT 'category' AS field, label, CAST(row_number() OVER (ORDER BY label) AS INTEGER) AS code
-              FROM (SELECT DISTINCT category_l AS label FROM levels)
-            UNION ALL SELECT 'sub_category', label, CAST(row_number() OVER (ORDER BY label) AS INTEGER)
-              FROM (SELECT DISTINCT sub_category_l AS label FROM levels)
-            UNION ALL SELECT 'element', label, CAST(row_number() OVER (ORDER BY label) AS INTEGER)
-              FROM (SELECT DISTINCT element_l AS label FROM levels)
-            UNION ALL SELECT 'brand', label, CAST(row_number() OVER (ORDER BY label) AS INTEGER)
-              FROM (SELECT DISTINCT brand_l AS label FROM levels)""")
+        create_levels_and_vocab(con, cur)
         con.execute("""CREATE TABLE sess AS SELECT user_session,
             CAST(row_number() OVER (ORDER BY min(ts), user_session) - 1 AS INTEGER) AS session
             FROM levels GROUP BY user_session""")
@@ -195,13 +202,9 @@ def filter_encode(raw_files: list[Path], params: FilterEncodeParams, out_dir: Pa
             CAST(row_number() OVER (ORDER BY product_id) AS INTEGER) AS item FROM levels GROUP BY product_id""")
         con.execute(f"""COPY (
             SELECT s.session, l.user_session, CAST(epoch(l.ts) AS BIGINT) AS ts, l.row, i.item, l.product_id,
-                   l.category_id, vc.code AS category, vs.code AS sub_category, ve.code AS element, vb.code AS brand,
-                   CAST(l.price AS FLOAT) AS price, l.user_id
+                   l.category_id, {ENCODED_COLUMNS}, CAST(l.price AS FLOAT) AS price, l.user_id
             FROM levels l JOIN sess s USING (user_session) JOIN items i USING (product_id)
-            JOIN vocab vc ON vc.field = 'category' AND vc.label = l.category_l
-            JOIN vocab vs ON vs.field = 'sub_category' AND vs.label = l.sub_category_l
-            JOIN vocab ve ON ve.field = 'element' AND ve.label = l.element_l
-            JOIN vocab vb ON vb.field = 'brand' AND vb.label = l.brand_l
+            {VOCAB_JOINS}
             ORDER BY s.session, l.ts, l.row) TO '{out_dir / "events.parquet"}' (FORMAT parquet)""")
         con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, code) TO '{out_dir / 'vocab.parquet'}' (FORMAT parquet)")
         counts = con.execute("""SELECT count(*), count(DISTINCT user_session), count(DISTINCT product_id),

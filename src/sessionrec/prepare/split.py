@@ -46,6 +46,17 @@ def assign_sessions(starts: np.ndarray, sessions: np.ndarray, method: str, fract
     return split
 
 
+def carve_validation(given: np.ndarray, starts: np.ndarray, sessions: np.ndarray, fractions: tuple) -> np.ndarray:
+    """Fixed splits (``given``: 0 train, 2 test per session): the last ``val / (train + val)`` share of the given
+    training sessions by start time becomes validation; the test sessions stay as given."""
+    out = given.astype(np.int8).copy()
+    tr = np.flatnonzero(given == 0)
+    order = tr[np.lexsort((sessions[tr], starts[tr]))]
+    n_val = int(round(fractions[1] / (fractions[0] + fractions[1]) * len(tr)))
+    out[order[len(order) - n_val:]] = 1
+    return out
+
+
 def fit_scaler(prices: np.ndarray, method: str) -> dict:
     """Price scaling statistics from training prices (NaN ignored)."""
     p = prices[~np.isnan(prices)].astype(np.float64)
@@ -77,16 +88,24 @@ def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple
     """Write ``{train,val,test}.parquet``, ``catalogue.parquet`` and ``encoders.json``; return the split report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
+    fixed = "fixed_split" in pq.read_schema(events_path).names
     ev = con.execute(f"""SELECT session, ts, row, item, product_id, category, sub_category, element, brand, price
-        FROM read_parquet('{events_path}') ORDER BY session, ts, row""").fetchnumpy()
+        {", fixed_split" if fixed else ""} FROM read_parquet('{events_path}') ORDER BY session, ts, row""").fetchnumpy()
+    ev["price"] = np.ma.filled(np.ma.asarray(ev["price"], dtype=np.float64), np.nan)  # NULL -> NaN, counted below
     sess_ids, first = np.unique(ev["session"], return_index=True)
     starts = ev["ts"][first]
-    split_of_session = assign_sessions(starts, sess_ids, method, fractions, seed)
+    if fixed:
+        split_of_session = carve_validation(ev["fixed_split"][first], starts, sess_ids, fractions)
+        method = "fixed (validation carved from the end of the given train)"
+    else:
+        split_of_session = assign_sessions(starts, sess_ids, method, fractions, seed)
     split = split_of_session[np.searchsorted(sess_ids, ev["session"])]
     train = split == 0
     report = {"split_method": method, "sessions_in": int(len(sess_ids))}
 
-    catalogue = np.unique(ev["item"][train])
+    # the catalogue: training products; with fixed splits, those of the given train (validation included), so test
+    # examples are ranked over the same N items as the reference's
+    catalogue = np.unique(ev["item"][split <= 1] if fixed else ev["item"][train])
     new_item = apply_vocab(ev["item"], catalogue, first_id=1, unseen_id=0)  # 1..N, 0 = not in the catalogue
     known = new_item > 0
     scaler = fit_scaler(ev["price"][train], normalization)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from sessionrec.params import DataParams
-from sessionrec.sources import rees46, synthetic
+from sessionrec.sources import rees46, splits, synthetic
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,13 @@ def fetch_raw(params: DataParams, raw_dir: Path) -> dict:
     raw_dir.mkdir(parents=True, exist_ok=True)
     for old in raw_dir.glob("*.csv"):
         old.unlink()
+    if (raw_dir / "splits").exists():
+        shutil.rmtree(raw_dir / "splits")
     months = rees46.months_between(params.start_month, params.end_month)
     files = []
+    split_files = []
+    if params.source == "splits":
+        split_files = splits.copy_split_files(params.splits_dir, raw_dir / "splits")
     if params.source == "synthetic":
         sp = params.synthetic
         cat = synthetic.make_catalogue(sp.n_items, sp.n_categories, sp.n_brands, sp.seed)
@@ -44,8 +50,8 @@ def fetch_raw(params: DataParams, raw_dir: Path) -> dict:
             synthetic.write_month(synthetic.generate_month(cat, month, sp.sessions_per_month, sp.seed + 1 + i), dst)
             files.append((month, f"synthetic(seed={sp.seed})", dst))
     else:
-        if params.source == "local":
-            sources = rees46.find_local_files(params.local_dir, months)
+        if params.source in ("local", "splits"):
+            sources = rees46.find_local_files(params.local_dir, months) if params.local_dir else []
         else:
             sources = rees46.download_kaggle(months, Path(tempfile.mkdtemp(prefix="rees46-")))
         for month, src in zip(months, tqdm(sources, desc="copy", unit="file")):
@@ -53,7 +59,9 @@ def fetch_raw(params: DataParams, raw_dir: Path) -> dict:
             dst = raw_dir / f"{rees46.month_file_stem(month)}.csv"
             rees46.copy_as_csv(src, dst)
             files.append((month, str(src), dst))
-    manifest = {"source": params.source, "files": []}
+    manifest = {"source": params.source, "files": [],
+                "split_files": [{"file": f"splits/{p.name}", "origin": str(Path(params.splits_dir) / p.name),
+                                 "sha256": _sha256_rows(p)[1]} for p in split_files]}
     for month, origin, dst in files:
         rows, sha = _sha256_rows(dst)
         manifest["files"].append({"month": month, "file": dst.name, "origin": origin, "rows": rows, "sha256": sha})

@@ -148,24 +148,72 @@ class Checkpoint:
         os.replace(tmp, self.path)  # a kill during the write leaves the previous checkpoint intact
 
 
-def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live=None, item_counts=None,
-        checkpoint: Checkpoint | None = None):
-    """Train the model that ``config`` describes; return ``(best_state_dict, best_epoch, best_val_metrics)``.
+def train_epoch(model, opt, train: GraphStore, cfg: TrainConfig, epoch: int, device) -> float:
+    """One shuffled pass (order from ``seed`` and ``epoch``) of full-catalogue cross-entropy; the mean loss."""
+    model.train()
+    total, n = 0.0, 0
+    bar = tqdm(train.iter_batches(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
+               total=-(-len(train) // cfg.batch_size), desc=f"epoch {epoch}", leave=False)
+    for batch in bar:
+        batch = batch.to(device)
+        loss = F.cross_entropy(model(batch), batch.target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.item() * batch.size
+        n += batch.size
+    return total / max(n, 1)
 
-    With ``checkpoint``, resume from it when it matches and save it after every epoch.
+
+def refit(config: dict, train_and_val: GraphStore, cfg: TrainConfig, lrs: list, train_events=None,
+          chosen_state: dict | None = None) -> dict:
+    """After the choice on validation, the same model on train + validation: ``len(lrs)`` epochs (the chosen
+    count) at the learning rates the chosen run used, epoch by epoch; models fitted on clicks refit on all of them;
+    values tuned on validation (a model's ``tuned_buffers``) are taken from ``chosen_state``."""
+    seed_everything(cfg.seed)
+    device = pick_device()
+    model = build_model(config).to(device)
+    if hasattr(model, "fit_events"):
+        model.fit_events(train_events["session"], train_events["item"], train_events["ts"])
+    for name in getattr(model, "tuned_buffers", ()):
+        getattr(model, name).copy_(chosen_state[name])
+    if not model.trainable:
+        return copy.deepcopy(model.state_dict())
+    opt = torch.optim.Adam(model.parameters(), lr=lrs[0], weight_decay=cfg.weight_decay)
+    for epoch, lr in enumerate(lrs, 1):
+        for group in opt.param_groups:
+            group["lr"] = lr
+        t0 = time.time()
+        loss = train_epoch(model, opt, train_and_val, cfg, epoch, device)
+        log.info("refit epoch %d/%d on train + val: loss %.4f, lr %g (%.1fs)", epoch, len(lrs), loss, lr,
+                 time.time() - t0)
+    return copy.deepcopy(model.state_dict())
+
+
+def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live=None, train_events=None,
+        checkpoint: Checkpoint | None = None):
+    """Train the model that ``config`` describes; return ``(best_state_dict, best_epoch, best_val_metrics, history)``,
+    ``history`` the per-epoch log rows (``train/loss``, ``lr``, ``val/...``).
+
+    ``train_events`` (dict of numpy arrays ``session``, ``item``, ``ts``, sorted by session then time) fits the
+    models that are not trained by gradient. With ``checkpoint``, resume from it when it matches and save it after
+    every epoch.
     """
     seed_everything(cfg.seed)
     device = pick_device()
     model = build_model(config).to(device)
     if not model.trainable:
-        if item_counts is not None:
-            model.fit_counts(item_counts.to(device))
+        if train_events is None:
+            raise ValueError(f"model {config['name']!r} is fitted on the training clicks: pass train_events")
+        model.fit_events(train_events["session"], train_events["item"], train_events["ts"])
         metrics = validate(model, val, cfg, device)
         row = {f"val/{k}": v for k, v in metrics.items()}
         if checkpoint is not None:  # nothing to resume, but the stage declares the output
             checkpoint.save({"epoch": 0, "stopped": True, "history": [row]})
         log_step(live, row)
-        return copy.deepcopy(model.state_dict()), 0, metrics
+        return copy.deepcopy(model.state_dict()), 0, metrics, [row]
+    if hasattr(model, "fit_events"):  # a trainable model with a part fitted on the clicks (the hybrid)
+        model.fit_events(train_events["session"], train_events["item"], train_events["ts"])
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=1) \
         if cfg.use_scheduler else None
@@ -186,19 +234,8 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
     for epoch in range(st["epoch"] + 1, cfg.epochs + 1):
         if st["stopped"]:
             break
-        model.train()
-        t0, total, n = time.time(), 0.0, 0
-        bar = tqdm(train.iter_batches(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
-                   total=-(-len(train) // cfg.batch_size), desc=f"epoch {epoch}", leave=False)
-        for batch in bar:
-            batch = batch.to(device)
-            loss = F.cross_entropy(model(batch), batch.target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * batch.size
-            n += batch.size
-        train_loss = total / max(n, 1)
+        t0 = time.time()
+        train_loss = train_epoch(model, opt, train, cfg, epoch, device)
         lr = opt.param_groups[0]["lr"]
         metrics = validate(model, val, cfg, device)
         row = {"train/loss": train_loss, "lr": lr, **{f"val/{k}": v for k, v in metrics.items()}}
@@ -221,7 +258,15 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
             checkpoint.save({**st, "model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict() if sched is not None else {}, "rng": _rng_state()})
         log_step(live, row)
-    return st["best_state"], st["best_epoch"], st["best_metrics"]
+    if hasattr(model, "tune"):  # values chosen on validation after the epochs (the hybrid's blend weight)
+        model.load_state_dict(st["best_state"])
+        curve = model.tune(val, cfg.batch_size, cfg.top_k, cfg.ties, device)
+        st["best_metrics"] = validate(model, val, cfg, device)
+        st["best_state"] = copy.deepcopy(model.state_dict())
+        log.info("tuned on validation: %s (val MRR@20 by value: %s)",
+                 {n: round(float(getattr(model, n)), 4) for n in model.tuned_buffers},
+                 {k: round(v, 4) for k, v in curve.items()})
+    return st["best_state"], st["best_epoch"], st["best_metrics"], st["history"]
 
 
 def save_checkpoint(path, config: dict, state_dict: dict, extra: dict | None = None) -> None:

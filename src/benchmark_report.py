@@ -1,0 +1,46 @@
+"""Stage ``benchmark_report``: every ``metrics/benchmark/MODEL-SEED.json`` -> mean and standard deviation over seeds
+per model (``metrics/benchmark.json``), a comparison chart (``plots/benchmark.png``, ``plots/benchmark.csv``), and
+the Markdown table (printed; ``python src/benchmark_report.py --readme NAME`` also writes it into README.md between
+``<!-- benchmark:NAME -->`` markers)."""
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from sessionrec import paths
+from sessionrec.benchmark import aggregate, markdown_table, plot, replace_in_readme, write_csv
+from sessionrec.cli import run, write_json
+from sessionrec.params import load_params
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--readme", help="also write the table into README.md between <!-- benchmark:NAME --> markers")
+    args = ap.parse_args()
+    params = load_params(paths.PARAMS)
+    bp = params.benchmark
+    runs = []
+    for model in bp.models:
+        for seed in bp.seeds:
+            path = paths.BENCHMARK_RUNS / f"{model}-{seed}.json"
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: missing (run `dvc repro benchmark`)")
+            runs.append(json.loads(path.read_text()))
+    summary = aggregate(runs, params.evaluate.top_k)
+    summary["_setup"] = {"data": params.data.source, "splits_dir": params.data.splits_dir,
+                         "seeds": list(bp.seeds), "refit": params.model.refit}
+    write_json(paths.BENCHMARK, summary)
+    write_csv(summary, paths.PLOTS / "benchmark.csv")
+    plot(summary, paths.PLOTS / "benchmark.png")
+    table = markdown_table(summary)
+    print(table)
+    if args.readme:
+        replace_in_readme(Path("README.md"), args.readme, table)
+    best = max((m for m in summary if not m.startswith("_")), key=lambda m: summary[m]["MRR@20"]["mean"])
+    logging.info("benchmark_report: %d models x %d seeds; best test MRR@20: %s (%.4f)", len(bp.models),
+                 len(bp.seeds), best, summary[best]["MRR@20"]["mean"])
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,210 @@
+"""Session-kNN: SKNN (Jannach & Ludewig, RecSys 2017), V-SKNN (Ludewig & Jannach, UMUAI 2018) and STAN (Garg et al.,
+SIGIR 2019), as session-rec implements them (``ContextKNN``, ``VMContextKNN``, ``STAN``, default arguments), with
+sparse matrices over a whole batch instead of Python loops over sessions.
+
+For a current session :math:`s = (x_1, \\dots, x_l)` (repeats allowed; a repeated item keeps the weight of its last
+position :math:`p(i)`) and a training session :math:`n` (its item set :math:`I_n`, its last click time :math:`t_n`):
+
+* candidates: the training sessions sharing an item with :math:`s`, the ``sample_size`` most recent of them;
+* similarity
+
+  - SKNN: Jaccard :math:`|I_s \\cap I_n| / |I_s \\cup I_n|`;
+  - V-SKNN: :math:`\\sum_{i \\in I_s \\cap I_n} p(i)/l \\; / \\; |I_s|`;
+  - STAN: :math:`\\sum_{i \\in I_s \\cap I_n} w_i / (\\sqrt{\\sum_{i \\in I_s} w_i^2} \\sqrt{|I_n|}) \\cdot
+    e^{-(t_s - t_n)/\\lambda_{snh}}` with :math:`w_i = e^{(p(i) - l)/\\lambda_{spw}}`, :math:`t_s` the time of the
+    last click;
+
+* the ``k`` most similar candidates are the neighbours (ties: the more recent session first);
+* score of item :math:`j`: :math:`\\sum_{n \\ni j} \\mathrm{sim}(s, n) \\cdot d(n, j)` with
+
+  - SKNN: :math:`d = 1`;
+  - V-SKNN: :math:`d = 1 / r_n`, :math:`r_n` the position from the end of the most recent click of :math:`s`
+    that :math:`n` contains (1 = the last click);
+  - STAN: :math:`d = e^{-|q_n(j) - q_n^*|/\\lambda_{inh}}`, :math:`q_n(j)` the last position of :math:`j` in
+    :math:`n`, :math:`q_n^*` the last position in :math:`n` of an item of :math:`s`.
+
+Items of the current session can be recommended again (session-rec's ``remind=True`` for V-SKNN and STAN; SKNN scores
+every neighbour item too). Items in no neighbour score 0 and tie; the metrics module scores ties by expectation.
+Shapes: ``forward(batch)`` -> ``(B, N)``; the fitted state is the training sessions' item sequences and last times,
+kept as buffers so the checkpoint stays a plain ``state_dict``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from sessionrec.graphs.store import Batch
+from sessionrec.models.layers import mask_padding
+
+VARIANTS = ("sknn", "vsknn", "stan")
+DEFAULT_SAMPLE_SIZE = {"sknn": 1000, "vsknn": 1000, "stan": 5000}  # session-rec's defaults
+
+
+class SessionKNN(nn.Module):
+    """Args: n_items (catalogue size, padding id 0 included); variant (sknn | vsknn | stan); knn_k neighbours;
+    knn_sample_size candidates (0 = the variant's session-rec default); STAN's lambdas (``stan_lambda_snh`` in days).
+    """
+
+    trainable = False
+
+    def __init__(self, n_items: int, variant: str = "stan", knn_k: int = 100, knn_sample_size: int = 0,
+                 stan_lambda_spw: float = 1.02, stan_lambda_snh: float = 5.0, stan_lambda_inh: float = 2.05, **_):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"session-kNN variant must be one of {VARIANTS}, got {variant!r}")
+        self.n_items, self.variant, self.k = n_items, variant, knn_k
+        self.sample_size = knn_sample_size or DEFAULT_SAMPLE_SIZE[variant]
+        self.spw, self.snh, self.inh = stan_lambda_spw, stan_lambda_snh * 24 * 3600, stan_lambda_inh
+        # Fitted state: training sessions ordered by last click time (index = recency rank), their click sequences.
+        self.register_buffer("seq_ptr", torch.zeros(1, dtype=torch.int64))
+        self.register_buffer("seq_items", torch.zeros(0, dtype=torch.int64))
+        self.register_buffer("session_time", torch.zeros(0, dtype=torch.int64))
+        self._index = None
+
+    # -- fitting ---------------------------------------------------------------------------------------------------
+    def fit_events(self, session: np.ndarray, item: np.ndarray, ts: np.ndarray) -> None:
+        """Rows sorted by session, then time (as the split Parquet files are)."""
+        session, item, ts = np.asarray(session), np.asarray(item, np.int64), np.asarray(ts, np.int64)
+        if len(item) and (item.min() < 1 or item.max() >= self.n_items):
+            raise ValueError(f"training items must lie in 1..{self.n_items - 1}")
+        starts = np.flatnonzero(np.r_[True, session[1:] != session[:-1]])
+        ends = np.r_[starts[1:], len(session)]
+        last_time = np.maximum.reduceat(ts, starts) if len(starts) else np.zeros(0, np.int64)
+        order = np.argsort(last_time, kind="stable")  # recency rank; equal times keep file order
+        lengths = (ends - starts)[order]
+        rows = np.concatenate([np.arange(starts[o], ends[o]) for o in order]) if len(order) else np.zeros(0, int)
+        self.seq_ptr = torch.from_numpy(np.r_[0, np.cumsum(lengths)].astype(np.int64))
+        self.seq_items = torch.from_numpy(item[rows])
+        self.session_time = torch.from_numpy(last_time[order])
+        self._index = None
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """The buffers' sizes depend on the training data, so they are replaced rather than copied into."""
+        for name in ("seq_ptr", "seq_items", "session_time"):
+            setattr(self, name, state_dict[name].clone())
+        self._index = None
+        return nn.modules.module._IncompatibleKeys([], [])
+
+    def _build_index(self):
+        ptr = self.seq_ptr.numpy()
+        items = self.seq_items.numpy()
+        n_sessions = len(ptr) - 1
+        sess_of = np.repeat(np.arange(n_sessions), np.diff(ptr))
+        pos = np.arange(len(items)) - ptr[sess_of] + 1  # 1-based position in its session
+        # last occurrence of each item within its session: the next click of the same (session, item) is absent
+        key = sess_of * self.n_items + items
+        order = np.lexsort((pos, key))
+        is_last = np.ones(len(items), bool)
+        is_last[order[:-1][key[order][1:] == key[order][:-1]]] = False
+        binary = sp.csr_matrix((np.ones(is_last.sum(), np.float64), (sess_of[is_last], items[is_last])),
+                               shape=(n_sessions, self.n_items))
+        self._index = {"ptr": ptr, "items": items, "pos": pos, "is_last": is_last, "binary": binary,
+                       "binary_t": binary.T.tocsr(), "size": np.asarray(binary.sum(axis=1)).ravel(),
+                       "time": self.session_time.numpy().astype(np.float64)}
+        return self._index
+
+    # -- scoring ---------------------------------------------------------------------------------------------------
+    def _queries(self, batch: Batch):
+        """Per query, its distinct items with the 1-based position of their last click, and the session length."""
+        seq = batch.item[batch.alias].masked_fill(~batch.mask, 0).cpu().numpy()  # (B, L)
+        B, L = seq.shape
+        length = batch.length.cpu().numpy()
+        rows = np.repeat(np.arange(B), L)
+        pos = np.tile(np.arange(1, L + 1), B)
+        items = seq.ravel()
+        keep = items > 0
+        rows, pos, items = rows[keep], pos[keep], items[keep]
+        key = rows * self.n_items + items
+        last = {}  # the last position per (query, item): sort by key then position, take each key's final entry
+        order = np.lexsort((pos, key))
+        k_sorted = key[order]
+        is_end = np.r_[k_sorted[1:] != k_sorted[:-1], True]
+        sel = order[is_end]
+        last["row"], last["item"], last["pos"] = rows[sel], items[sel], pos[sel]
+        last["key"] = key[sel]  # sorted
+        return last, length
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        idx = self._index or self._build_index()
+        q, length = self._queries(batch)
+        B, N = batch.size, self.n_items
+        l_of = length[q["row"]].astype(np.float64)
+        if self.variant == "sknn":
+            w = np.ones(len(q["row"]))
+        elif self.variant == "vsknn":
+            w = q["pos"] / l_of
+        else:
+            w = np.exp((q["pos"] - l_of) / self.spw)
+        Q = sp.csr_matrix((w, (q["row"], q["item"])), shape=(B, N))
+        Qbin = sp.csr_matrix((np.ones(len(w)), (q["row"], q["item"])), shape=(B, N))
+        overlap = (Q @ idx["binary_t"]).tocsr()  # (B, S): weighted intersection
+        overlap.sort_indices()
+        inter = (Qbin @ idx["binary_t"]).tocsr()
+        inter.sort_indices()
+        rows = np.repeat(np.arange(B), np.diff(overlap.indptr))
+        sess, ov = overlap.indices, overlap.data
+        # the sample_size most recent candidates: sessions are indexed by recency, so the row's last entries
+        from_end = np.repeat(overlap.indptr[1:], np.diff(overlap.indptr)) - 1 - np.arange(len(sess))
+        keep = from_end < self.sample_size
+        rows, sess, ov, n_inter = rows[keep], sess[keep], ov[keep], inter.data[keep]
+        q_size = np.bincount(q["row"], minlength=B).astype(np.float64)
+        if self.variant == "sknn":
+            sim = n_inter / (q_size[rows] + idx["size"][sess] - n_inter)
+        elif self.variant == "vsknn":
+            sim = ov / q_size[rows]
+        else:
+            norm = np.sqrt(np.bincount(q["row"], weights=w ** 2, minlength=B))
+            t_query = batch.time.cpu().numpy().astype(np.float64)
+            sim = ov / (norm[rows] * np.sqrt(idx["size"][sess])) * np.exp(-(t_query[rows] - idx["time"][sess]) / self.snh)
+        # the k most similar per query (ties: more recent session first)
+        order = np.lexsort((-sess, -sim, rows))
+        rows, sess, sim = rows[order], sess[order], sim[order]
+        first = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
+        rank = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)]))
+        keep = (rank < self.k) & (sim > 0)
+        rows, sess, sim = rows[keep], sess[keep], sim[keep]
+        scores = np.zeros((B, N))
+        if len(rows):
+            scores = self._score(idx, q, length, rows, sess, sim, B, N)
+        out = torch.from_numpy(scores.astype(np.float32)).to(batch.item.device)
+        return mask_padding(out)
+
+    def _score(self, idx, q, length, rows, sess, sim, B, N):
+        ptr = idx["ptr"]
+        n_len = ptr[sess + 1] - ptr[sess]
+        pair = np.repeat(np.arange(len(rows)), n_len)  # one entry per click of each neighbour
+        click = np.repeat(ptr[sess], n_len) + np.arange(n_len.sum()) - np.repeat(np.r_[0, np.cumsum(n_len)[:-1]], n_len)
+        item, pos, is_last = idx["items"][click], idx["pos"][click], idx["is_last"][click]
+        row = rows[pair]
+        # is the neighbour's click an item of the query, and where in the query was it last clicked?
+        key = row * N + item
+        at = np.searchsorted(q["key"], key)
+        at = np.minimum(at, len(q["key"]) - 1)
+        member = q["key"][at] == key
+        weight = sim[pair]
+        if self.variant == "vsknn":
+            from_end = np.where(member, length[row] - q["pos"][at] + 1, np.iinfo(np.int64).max)
+            step = np.full(len(rows), np.iinfo(np.int64).max)
+            np.minimum.at(step, pair, from_end)
+            weight = weight / step[pair]
+        elif self.variant == "stan":
+            p_star = np.zeros(len(rows), np.int64)
+            np.maximum.at(p_star, pair, np.where(member, pos, 0))
+            weight = weight * np.exp(-np.abs(pos - p_star[pair]) / self.inh)
+        scores = np.zeros(B * N)
+        np.add.at(scores, (row * N + item)[is_last], weight[is_last])
+        return scores.reshape(B, N)
+
+
+def _variant(name):
+    class _Variant(SessionKNN):
+        def __init__(self, n_items: int, **kw):
+            super().__init__(n_items, variant=name, **kw)
+    _Variant.__name__ = _Variant.__qualname__ = {"sknn": "SKNN", "vsknn": "VSKNN", "stan": "STAN"}[name]
+    return _Variant
+
+
+SKNN, VSKNN, STAN = (_variant(v) for v in VARIANTS)

@@ -1,0 +1,91 @@
+"""Train one model from validated params on the split and graph outputs: choose on validation, then refit.
+
+Shared by the ``train`` stage (with DVCLive and a resumable checkpoint) and the ``benchmark`` stage (many models and
+seeds, timed). Paths are those of ``sessionrec.paths``, relative to the project root.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from sessionrec import paths
+from sessionrec.graphs.store import GraphStore
+from sessionrec.params import Params
+from sessionrec.training.loop import Checkpoint, TrainConfig, fit, refit
+
+
+def model_config(params: Params) -> dict:
+    """What a checkpoint needs to rebuild the model (``build_model(config)``)."""
+    mp = params.model
+    encoders = json.loads((paths.SPLIT / "encoders.json").read_text())
+    return {"name": mp.name, "n_items": encoders["n_items"], "vocab_sizes": encoders["vocab_sizes"],
+            "embedding_dim": mp.embedding_dim, "hidden_dim": mp.hidden_dim, "num_iterations": mp.num_iterations,
+            "dropout_rate": mp.dropout_rate, "knn_k": mp.knn_k, "knn_sample_size": mp.knn_sample_size,
+            "stan_lambda_spw": mp.stan_lambda_spw, "stan_lambda_snh": mp.stan_lambda_snh,
+            "stan_lambda_inh": mp.stan_lambda_inh, "hybrid_base": mp.hybrid_base}
+
+
+def train_config(params: Params) -> TrainConfig:
+    mp = params.model
+    return TrainConfig(lr=mp.lr, weight_decay=mp.weight_decay, batch_size=mp.batch_size, epochs=mp.epochs,
+                       use_scheduler=mp.use_scheduler, patience=mp.patience, seed=mp.seed,
+                       top_k=tuple(params.evaluate.top_k), ties=params.evaluate.ties)
+
+
+def read_events(split: str) -> dict:
+    """The clicks of a split as numpy arrays ``session``, ``item``, ``ts`` (sorted by session, then time)."""
+    table = pq.read_table(paths.SPLIT / f"{split}.parquet", columns=["session", "item", "ts"])
+    return {c: table.column(c).to_numpy() for c in table.column_names}
+
+
+def fingerprint(config: dict, cfg: TrainConfig) -> str:
+    """What a resumable checkpoint must match: the model, every training knob but the epoch cap, and the bytes of
+    the training inputs. ``num_threads`` is left out (it changes speed, not the result); so is ``epochs``, so raising
+    it continues a finished run."""
+    h = hashlib.sha256(json.dumps({"config": config, "train": {**dataclasses.asdict(cfg), "epochs": None}},
+                                  sort_keys=True, default=list).encode())
+    for path in (paths.SPLIT / "encoders.json", paths.SPLIT / "train.parquet",
+                 paths.graph_store("train"), paths.graph_store("val")):
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Trained:
+    config: dict
+    state: dict  # the model to test: refitted on train + validation when params.model.refit
+    best_epoch: int
+    val: dict  # validation metrics of the chosen epoch (before any refit)
+    history: list
+    seconds: float  # fitting time: epochs on train with validation, plus the refit
+    examples_seen: int  # training examples passed through the model (all epochs, refit included)
+
+
+def train_and_choose(params: Params, live=None, resumable: bool = False) -> Trained:
+    config, cfg = model_config(params), train_config(params)
+    events, val_events = read_events("train"), read_events("val")
+    train, val = GraphStore(paths.graph_store("train")), GraphStore(paths.graph_store("val"))
+    n_train, n_val = len(train), len(val)
+    checkpoint = Checkpoint(paths.CHECKPOINT, fingerprint(config, cfg)) if resumable else None
+    t0 = time.perf_counter()
+    state, epoch, metrics, history = fit(config, train, val, cfg, live=live, train_events=events,
+                                         checkpoint=checkpoint)
+    train.close()
+    val.close()  # LMDB opens an environment once per process: the refit reopens both as one store
+    seen = n_train * len(history) if epoch else 0
+    if params.model.refit:  # the choice is made; now the chosen configuration on train + validation
+        lrs = [row["lr"] for row in history[:epoch]] if epoch else []
+        both = {k: np.concatenate([events[k], val_events[k]]) for k in events}
+        state = refit(config, GraphStore([paths.graph_store("train"), paths.graph_store("val")]), cfg, lrs,
+                      train_events=both, chosen_state=state)
+        seen += (n_train + n_val) * len(lrs)
+    return Trained(config, state, epoch, metrics, history, time.perf_counter() - t0, seen)

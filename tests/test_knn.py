@@ -1,0 +1,141 @@
+"""Session-kNN against a line-by-line transcription of session-rec's loops, on random sessions with repeats."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sessionrec.graphs.build import build_examples
+from sessionrec.graphs.store import GraphStore, write_store
+from sessionrec.models import build_model
+
+N_ITEMS = 25  # ids 1..24, 0 = padding
+
+
+def random_sessions(rng, n, t0):
+    sessions, t = [], t0
+    for _ in range(n):
+        length = int(rng.integers(2, 9))
+        seq = [int(x) for x in rng.integers(1, N_ITEMS, length)]
+        if length > 3:
+            seq[2] = seq[0]  # a repeat
+        t += int(rng.integers(0, 3)) * 3600  # equal last times happen
+        times = [t - 10 * (length - 1 - j) for j in range(length)]
+        sessions.append((seq, times))
+    return sessions
+
+
+def as_events(sessions):
+    s, i, t = [], [], []
+    for k, (seq, times) in enumerate(sessions):
+        s += [k] * len(seq)
+        i += seq
+        t += times
+    return np.array(s), np.array(i), np.array(t)
+
+
+def reference(variant, train, query, t_query, k, sample_size, spw=1.02, snh=5 * 86400, inh=2.05):
+    """session-rec's ContextKNN / VMContextKNN / STAN, default arguments, as plain loops."""
+    last_time = {n: times[-1] for n, (_, times) in enumerate(train)}
+    recency = sorted(last_time, key=lambda n: (last_time[n], n))  # file order breaks equal times
+    rank = {n: r for r, n in enumerate(recency)}
+    items = set(query)
+    relevant = [n for n, (seq, _) in enumerate(train) if items & set(seq)]
+    if len(relevant) > sample_size:
+        relevant = sorted(relevant, key=lambda n: rank[n])[-sample_size:]
+    length = len(query)
+    pos_map = {}
+    for p, it in enumerate(query, 1):
+        pos_map[it] = p / length if variant == "vsknn" else math.exp((p - length) / spw)
+    neighbours = []
+    for n in relevant:
+        n_items = set(train[n][0])
+        if variant == "sknn":
+            sim = len(items & n_items) / len(items | n_items)
+        elif variant == "vsknn":
+            sim = sum(pos_map[i] for i in items & n_items) / len(pos_map)
+        else:
+            sim = sum(pos_map[i] for i in items & n_items) / (
+                math.sqrt(sum(pos_map[i] ** 2 for i in items)) * math.sqrt(len(n_items)))
+            sim *= math.exp(-(t_query - last_time[n]) / snh)
+        if sim > 0:
+            neighbours.append((n, sim))
+    neighbours = sorted(neighbours, key=lambda x: (-x[1], -rank[x[0]]))[:k]
+    scores = {}
+    for n, sim in neighbours:
+        seq = train[n][0]
+        if variant == "vsknn":
+            step = next(st for st, it in enumerate(reversed(query), 1) if it in set(seq))
+            weight = {j: sim / step for j in set(seq)}
+        elif variant == "stan":
+            pos_last = {it: p for p, it in enumerate(seq, 1)}
+            p_star = max(p for p, it in enumerate(seq, 1) if it in items)
+            weight = {j: sim * math.exp(-abs(pos_last[j] - p_star) / inh) for j in set(seq)}
+        else:
+            weight = {j: sim for j in set(seq)}
+        for j, w in weight.items():
+            scores[j] = scores.get(j, 0.0) + w
+    return scores
+
+
+def query_batch(tmp_path, queries):
+    s, i, t = as_events(queries)
+    feats = {f: (i if f == "item" else np.ones_like(i)) for f in ("item", "category", "sub_category", "element", "brand")}
+    feats.update(price=np.zeros(len(i), np.float32), ts=t)
+    write_store(tmp_path / "q.lmdb", build_examples(s, feats, "all_prefixes"), 64)
+    store = GraphStore(tmp_path / "q.lmdb")
+    return store.batch(np.arange(len(store)))
+
+
+@pytest.mark.parametrize("variant", ["sknn", "vsknn", "stan"])
+def test_knn_matches_session_rec_loops(tmp_path, variant):
+    rng = np.random.default_rng(7)
+    train = random_sessions(rng, 120, 1_600_000_000)
+    queries = random_sessions(rng, 30, 1_600_000_000 + 200 * 3600)
+    batch = query_batch(tmp_path, queries)
+    k, sample = 7, 15
+    model = build_model({"name": variant, "n_items": N_ITEMS, "knn_k": k, "knn_sample_size": sample})
+    model.fit_events(*as_events(train))
+    scores = model(batch)
+    assert scores.shape == (batch.size, N_ITEMS) and torch.isneginf(scores[:, 0]).all()
+    seq = batch.item[batch.alias].masked_fill(~batch.mask, 0)
+    for b in range(batch.size):
+        query = [int(x) for x in seq[b, : int(batch.length[b])]]
+        ref = reference(variant, train, query, int(batch.time[b]), k, sample)
+        expected = torch.tensor([ref.get(j, 0.0) for j in range(1, N_ITEMS)], dtype=torch.float32)
+        torch.testing.assert_close(scores[b, 1:], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_knn_state_dict_round_trip_and_padding_never_recommended(tmp_path):
+    rng = np.random.default_rng(3)
+    train, queries = random_sessions(rng, 60, 0), random_sessions(rng, 10, 10**6)
+    batch = query_batch(tmp_path, queries)
+    model = build_model({"name": "stan", "n_items": N_ITEMS})
+    model.fit_events(*as_events(train))
+    fresh = build_model({"name": "stan", "n_items": N_ITEMS})
+    fresh.load_state_dict(model.state_dict())
+    torch.testing.assert_close(fresh(batch), model(batch))
+    top = torch.topk(model(batch), N_ITEMS - 1).indices
+    assert (top != 0).all()
+
+
+@pytest.mark.parametrize("variant", ["sknn", "vsknn", "stan"])
+def test_knn_learns_a_planted_successor_map(tmp_path, variant):
+    """Every item equally popular, next = succ[current]: neighbours reveal the successor, popularity cannot."""
+    rng = np.random.default_rng(0)
+    succ = rng.permutation(np.arange(1, N_ITEMS))
+    def walks(n, t0):
+        out = []
+        for j in range(n):
+            cur, seq = int(rng.integers(1, N_ITEMS)), []
+            for _ in range(int(rng.integers(3, 6))):
+                seq.append(cur)
+                cur = int(succ[cur - 1])
+            out.append((seq, [t0 + j] * len(seq)))
+        return out
+    model = build_model({"name": variant, "n_items": N_ITEMS})
+    model.fit_events(*as_events(walks(300, 0)))
+    batch = query_batch(tmp_path, walks(40, 10**5))
+    top5 = torch.topk(model(batch), 5).indices  # V-SKNN and STAN also remind of the session's own items
+    assert (top5 == batch.target[:, None]).any(1).float().mean() > 0.9

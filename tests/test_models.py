@@ -1,0 +1,89 @@
+"""Every registered model: output shape and padding masked; each learns a planted pattern beyond popularity (pop ranks
+by train frequency); SR-GNN's in/out adjacency against the paper's worked example."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import N_ITEMS, planted_store
+from sessionrec.graphs.build import build_examples, session_graph
+from sessionrec.graphs.store import GraphStore, write_store
+from sessionrec.models import REGISTRY, build_model
+from sessionrec.models.srgnn import SRGNN
+from sessionrec.training.loop import TrainConfig, fit, score_store
+
+VOCAB = {"category": 2, "sub_category": 2, "element": 2, "brand": 2}
+NEURAL = sorted(name for name, cls in REGISTRY.items() if cls.trainable)
+
+
+def config(name, n_items=N_ITEMS + 1):
+    return {"name": name, "n_items": n_items, "vocab_sizes": VOCAB, "embedding_dim": 32, "hidden_dim": 32,
+            "num_iterations": 1, "dropout_rate": 0.0}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("planted")
+    return planted_store(d / "train.lmdb", 400, 1), planted_store(d / "val.lmdb", 60, 2)[0], \
+        planted_store(d / "test.lmdb", 60, 3)[0]
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_scores_cover_the_catalogue_and_never_padding(planted, name):
+    (train, events), _, test = planted
+    model = build_model(config(name))
+    if hasattr(model, "fit_events"):
+        model.fit_events(events["session"], events["item"], events["ts"])
+    model.eval()
+    batch = test.batch(np.arange(17))
+    with torch.no_grad():
+        scores = model(batch)
+    assert scores.shape == (17, N_ITEMS + 1)
+    assert torch.isneginf(scores[:, 0]).all() and torch.isfinite(scores[:, 1:]).all()
+    assert (torch.topk(scores, N_ITEMS).indices != 0).all()
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_neural_model_learns_a_planted_successor_map(planted, name):
+    (train, events), val, test = planted
+    cfg = TrainConfig(lr=0.01, weight_decay=0.0, batch_size=64, epochs=10, use_scheduler=False, patience=3, seed=0)
+    state, _, _, _ = fit(config(name), train, val, cfg, train_events=events)
+    model = build_model(config(name))
+    model.load_state_dict(state)
+    _, acc = score_store(model, test, 256, [1, 20], "expected", "cpu")
+    assert acc.result()["R@1"] > 0.9, (name, acc.result())  # popularity: about 1 / 60 (every item equally popular)
+
+
+def test_pop_ranks_by_training_frequency(planted):
+    _, _, test = planted
+    model = build_model({"name": "pop", "n_items": 6})
+    model.fit_events(np.zeros(7, int), np.array([3, 3, 3, 5, 5, 1, 2]), np.zeros(7, int))
+    scores = model(test.batch(np.arange(3)))
+    order = torch.argsort(scores[:, 1:], dim=1, descending=True, stable=True) + 1
+    assert (order == torch.tensor([3, 5, 1, 2, 4])).all()  # the same list for every session
+    assert (scores[:, 4] == 0).all()  # never clicked in training
+
+
+def test_srgnn_adjacency_is_the_papers_worked_example(tmp_path):
+    """Wu et al. 2019, Fig. 2: session v1 v2 v3 v2 v4; A_out rows normalised by out-degree, A_in by in-degree."""
+    g = session_graph([1, 2, 3, 2, 4])
+    a_out = np.zeros((4, 4))
+    a_in = np.zeros((4, 4))
+    a_out[g.src, g.dst] = g.w_out  # A_out[i, j] for the edge i -> j
+    a_in[g.dst, g.src] = g.w_in  # A_in[j, i] for the edge i -> j
+    np.testing.assert_allclose(a_out, [[0, 1, 0, 0], [0, 0, .5, .5], [0, 1, 0, 0], [0, 0, 0, 0]])
+    np.testing.assert_allclose(a_in, [[0, 0, 0, 0], [.5, 0, .5, 0], [0, 1, 0, 0], [0, 1, 0, 0]])
+
+    # the model's sparse aggregation equals the dense A [W v + b] + b' of the official code
+    items = np.array([1, 2, 3, 2, 4, 9])
+    feats = {f: (items if f == "item" else np.ones_like(items)) for f in ("item", "category", "sub_category", "element", "brand")}
+    feats["price"] = np.zeros(len(items), np.float32)
+    write_store(tmp_path / "s.lmdb", build_examples(np.zeros(6, int), feats, "last"), 8)
+    batch = GraphStore(tmp_path / "s.lmdb").batch(np.array([0]))
+    torch.manual_seed(0)
+    model = SRGNN(n_items=10, hidden_dim=8)
+    v = torch.randn(4, 8)
+    a_in_model, a_out_model = model.cell.aggregate(v, batch.edge_index, batch.w_in, batch.w_out)
+    A_in, A_out = torch.tensor(a_in, dtype=torch.float32), torch.tensor(a_out, dtype=torch.float32)
+    torch.testing.assert_close(a_in_model, A_in @ model.cell.edge_in(v) + model.cell.b_iah)
+    torch.testing.assert_close(a_out_model, A_out @ model.cell.edge_out(v) + model.cell.b_oah)
