@@ -10,11 +10,13 @@ ranks every item, rarely seen ones included. The blend of their normalised score
 
 * the network (``hybrid_base``, SR-GNN by default) is trained alone, its epochs chosen on validation;
 * ``w`` is then chosen on validation MRR@20 over a grid (``tune``), so ``w = 0`` (the network alone) and ``w = 1``
-  (STAN alone, the network breaking its ties) are both candidates and the blend is never chosen blind;
+  (STAN alone, the network breaking its ties: a ``1e-9 * softmax`` term orders the items STAN scores equally, most
+  often the many it scores 0) are both candidates and the blend is never chosen blind;
 * with ``model.refit``, both parts are refitted on train + validation and ``w`` is kept.
 
 Args: n_items; hybrid_base (a trainable registry name); the base's and STAN's own arguments.
-Shapes: ``forward(batch)`` -> ``(B, N)`` (training mode: the network's logits, for its loss; eval mode: the blend).
+Shapes: ``forward(batch)`` -> ``(B, N)`` (training mode: the network's logits, for its loss; eval mode: the log of
+the blend).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sessionrec.models.knn import STAN
 from sessionrec.models.layers import mask_padding
 
 GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
+TIE = 1e-9
 
 
 class Hybrid(nn.Module):
@@ -54,17 +57,24 @@ class Hybrid(nn.Module):
                                          strict=strict, assign=assign)
 
     def parts(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(network probabilities, STAN scores / their row maximum), both (B, N) with 0 at padding."""
-        p = torch.softmax(self.net(batch), dim=-1)
-        k = self.knn(batch).clamp_min(0.0)  # padding -inf -> 0
+        """(network probabilities, STAN scores / their row maximum), both (B, N) float64 with 0 at padding."""
+        p = torch.softmax(self.net(batch).double(), dim=-1)
+        k = self.knn(batch).double().clamp_min(0.0)  # padding -inf -> 0
         k = k / k.amax(dim=-1, keepdim=True).clamp_min(1e-12)
         return p, k
+
+    @staticmethod
+    def blended(p: torch.Tensor, k: torch.Tensor, w) -> torch.Tensor:
+        """The log of the blend, plus ``TIE * p`` so the network orders what STAN leaves tied (at ``w = 1`` too);
+        float64 keeps that term from changing any order the blend itself decides. The log changes no ranking, and
+        at ``w = 0`` it makes the validation loss the network's own cross-entropy (what the lr schedule watches)."""
+        return mask_padding(torch.log((1 - w) * p + w * k + TIE * p))
 
     def forward(self, batch: Batch) -> torch.Tensor:
         if self.training:
             return self.net(batch)
         p, k = self.parts(batch)
-        return mask_padding((1 - self.blend) * p + self.blend * k)
+        return self.blended(p, k, self.blend)
 
     @torch.no_grad()
     def tune(self, store, batch_size: int, ks, ties: str, device) -> dict:
@@ -77,7 +87,7 @@ class Hybrid(nn.Module):
             batch = batch.to(device)
             p, k = self.parts(batch)
             for w, acc in accs.items():
-                acc.update(mask_padding((1 - w) * p + w * k), batch.target)
+                acc.update(self.blended(p, k, w), batch.target)
         curve = {float(w): acc.result()["MRR@20"] for w, acc in accs.items()}
         self.blend.fill_(max(curve, key=lambda w: (curve[w], -abs(w - 0.5))))
         return curve
