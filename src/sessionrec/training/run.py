@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -46,13 +47,17 @@ def read_events(split: str) -> dict:
 
 
 def fingerprint(config: dict, cfg: TrainConfig) -> str:
-    """What a resumable checkpoint must match: the model, every training knob but the epoch cap, and the bytes of
-    the training inputs. ``num_threads`` is left out (it changes speed, not the result); so is ``epochs``, so raising
-    it continues a finished run."""
+    """What a resumable checkpoint must match: the model, every training knob but the epoch cap, the bytes of the
+    training inputs, and the code that trains (the model and training packages, the store and the metrics).
+    ``num_threads`` is left out (it changes speed, not the result); so is ``epochs``, so raising it continues a
+    finished run."""
     h = hashlib.sha256(json.dumps({"config": config, "train": {**dataclasses.asdict(cfg), "epochs": None}},
                                   sort_keys=True, default=list).encode())
+    lib = Path(__file__).resolve().parents[1]
+    code = sorted([*(lib / "models").glob("*.py"), *(lib / "training").glob("*.py"), lib / "graphs" / "store.py",
+                   lib / "metrics.py"])
     for path in (paths.SPLIT / "encoders.json", paths.SPLIT / "train.parquet",
-                 paths.graph_store("train"), paths.graph_store("val")):
+                 paths.graph_store("train"), paths.graph_store("val"), *code):
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
