@@ -16,7 +16,7 @@ def main() -> None:
         raise FileNotFoundError(f"{paths.MANIFEST} not found (run the download stage)")
     manifest = json.loads(paths.MANIFEST.read_text())
     files = [paths.RAW / f["file"] for f in manifest["files"]]
-    if manifest["source"] == "splits":  # the reference's own filtering and split: events as they are
+    if manifest["source"] in ("splits", "diginetica"):  # the reference's own filtering and split: events as they are
         report = events_from_splits(paths.RAW / "splits", files, paths.INTERIM, params.filter_encode.memory_limit)
         write_json(paths.DATA_REPORT, report)
         logging.info("filter_encode (fixed splits): %d train / %d test sessions, %d items, %d without side "

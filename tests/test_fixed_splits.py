@@ -84,3 +84,30 @@ def test_splits_source_needs_its_folder(tmp_path):
     r = sh(proj, env, sys.executable, "src/download.py", check=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "nowhere is not a folder" in r.stderr
     assert re.search(r"error: data.splits_dir", r.stderr)
+
+
+def test_diginetica_reader_reproduces_the_reference_split_byte_for_byte(tmp_path):
+    """The SR-GNN preprocessing of the shipped sample gives exactly the files of ../shared/data/splits (md5)."""
+    import hashlib
+
+    from sessionrec.sources.diginetica import srgnn_preprocess
+
+    views = need(SHARED / "diginetica-sample" / "sample_train-item-views.csv")
+    want = json.loads(need(SPLITS / "diginetica-sample" / "stats.json").read_text())["md5"]
+    report = srgnn_preprocess(views, tmp_path)
+    assert report["rows"] == 12391 and report["items"] == 309
+    for name in ("train.tsv", "test.tsv", "train_meta.tsv", "test_meta.tsv", "train_sessions.tsv",
+                 "test_sessions.tsv"):
+        assert hashlib.md5((tmp_path / name).read_bytes()).hexdigest() == want[name], name
+
+
+@pytest.mark.slow
+def test_diginetica_source_runs_the_pipeline_on_the_reference_examples(tmp_path):
+    proj, env = project_copy(tmp_path, {"data": {"source": "diginetica",
+                                                 "local_dir": str(need(SHARED / "diginetica-sample"))},
+                                        "model": {"name": "stan"}})
+    sh(proj, env, "dvc", "repro")
+    test = json.loads((proj / "metrics/test.json").read_text())
+    want_r, want_m = reference_table()[("stan", "diginetica-sample")]
+    assert test["examples"] == 99
+    assert abs(100 * test["R@20"] - want_r) <= 0.5 and abs(100 * test["MRR@20"] - want_m) <= 0.5

@@ -41,7 +41,7 @@ class SyntheticParams:
 
 @dataclass(frozen=True)
 class DataParams:
-    source: str = _f("synthetic", choices=("synthetic", "local", "kaggle", "splits"))
+    source: str = _f("synthetic", choices=("synthetic", "local", "kaggle", "splits", "diginetica"))
     local_dir: str = _f("", doc="folder of monthly CSVs for source=local (side information for source=splits)")
     splits_dir: str = _f("", doc="folder of pre-split example files for source=splits")
     start_month: str = _f("2019-10", doc="first month, YYYY-MM")
@@ -57,8 +57,8 @@ class DataParams:
         if self.synthetic.n_items < 2 * self.synthetic.n_categories:
             raise ParamsError(f"data.synthetic.n_items ({self.synthetic.n_items}) must be at least 2 x "
                               f"data.synthetic.n_categories ({self.synthetic.n_categories})")
-        if self.source == "local" and not self.local_dir:
-            raise ParamsError("data.local_dir: required when data.source is 'local'")
+        if self.source in ("local", "diginetica") and not self.local_dir:
+            raise ParamsError(f"data.local_dir: required when data.source is {self.source!r}")
         if self.source == "splits" and not self.splits_dir:
             raise ParamsError("data.splits_dir: required when data.source is 'splits'")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sessionrec.params import DataParams
-from sessionrec.sources import rees46, splits, synthetic
+from sessionrec.sources import diginetica, rees46, splits, synthetic
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,13 @@ def fetch_raw(params: DataParams, raw_dir: Path) -> dict:
     split_files = []
     if params.source == "splits":
         split_files = splits.copy_split_files(params.splits_dir, raw_dir / "splits")
+    elif params.source == "diginetica":  # the reference SR-GNN preprocessing, written as fixed split files
+        views = diginetica.find_views(params.local_dir)
+        report = diginetica.srgnn_preprocess(views, raw_dir / "splits")
+        log.info("diginetica %s: %d rows, %d sessions -> %d train / %d test sessions, %d items", views.name,
+                 report["rows"], report["sessions"], report["train_sessions"], report["test_sessions"],
+                 report["items"])
+        split_files = sorted((raw_dir / "splits").glob("*.tsv"))
     if params.source == "synthetic":
         sp = params.synthetic
         cat = synthetic.make_catalogue(sp.n_items, sp.n_categories, sp.n_brands, sp.seed)
@@ -50,8 +57,9 @@ def fetch_raw(params: DataParams, raw_dir: Path) -> dict:
             synthetic.write_month(synthetic.generate_month(cat, month, sp.sessions_per_month, sp.seed + 1 + i), dst)
             files.append((month, f"synthetic(seed={sp.seed})", dst))
     else:
-        if params.source in ("local", "splits"):
-            sources = rees46.find_local_files(params.local_dir, months) if params.local_dir else []
+        if params.source in ("local", "splits", "diginetica"):
+            sources = rees46.find_local_files(params.local_dir, months) \
+                if params.local_dir and params.source != "diginetica" else []
         else:
             sources = rees46.download_kaggle(months, Path(tempfile.mkdtemp(prefix="rees46-")))
         for month, src in zip(months, tqdm(sources, desc="copy", unit="file")):
@@ -60,7 +68,8 @@ def fetch_raw(params: DataParams, raw_dir: Path) -> dict:
             rees46.copy_as_csv(src, dst)
             files.append((month, str(src), dst))
     manifest = {"source": params.source, "files": [],
-                "split_files": [{"file": f"splits/{p.name}", "origin": str(Path(params.splits_dir) / p.name),
+                "split_files": [{"file": f"splits/{p.name}", "origin": str(Path(params.splits_dir) / p.name)
+                                 if params.source == "splits" else f"SR-GNN preprocessing of {params.local_dir}",
                                  "sha256": _sha256_rows(p)[1]} for p in split_files]}
     for month, origin, dst in files:
         rows, sha = _sha256_rows(dst)

@@ -102,3 +102,22 @@ def read_item_map(folder: Path) -> dict[int, int] | None:
     if not path.exists():
         return None
     return {int(r[0]): int(r[1]) for r in _lines(path)}
+
+
+def write_split_files(out_dir: Path, splits: dict, item_map: dict | None = None) -> None:
+    """Write ``splits[name] = [(original session id, unix time, [item ids]), ...]`` in this module's format: every
+    prefix an example, longest first; each example's time is its session's."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, sessions in splits.items():
+        ex, meta, sess = [], [], []
+        for idx, (sid, t, seq) in enumerate(sessions):
+            sess.append(f"{idx}\t{sid}\t{int(t)}\t{' '.join(map(str, seq))}\n")
+            for i in range(1, len(seq)):
+                ex.append(f"{' '.join(map(str, seq[:-i]))}\t{seq[-i]}\n")
+                meta.append(f"{idx}\t{int(t)}\n")
+        (out_dir / f"{name}.tsv").write_text("".join(ex))
+        (out_dir / f"{name}_meta.tsv").write_text("".join(meta))
+        (out_dir / f"{name}_sessions.tsv").write_text("".join(sess))
+    if item_map is not None:
+        (out_dir / "item_map.tsv").write_text("".join(f"{k}\t{v}\n" for k, v in sorted(item_map.items())))
