@@ -47,3 +47,20 @@ def test_wrong_type_and_choices():
         params_from_dict({"data": {"synthetic": {"n_items": 10, "n_categories": 20}}})
     with pytest.raises(ParamsError, match="drop_listwise_nulls"):
         params_from_dict({"filter_encode": {"drop_listwise_nulls": ["user_id"]}})
+
+
+def test_protocol_presets_override_the_keys_they_name():
+    from sessionrec.params import PROTOCOLS, params_from_dict
+
+    base = params_from_dict({"filter_encode": {"min_products_per_session": 2}, "graphs": {"targets": "all_prefixes"}})
+    seed = params_from_dict({"protocol": "seed", "filter_encode": {"min_products_per_session": 2},
+                             "graphs": {"targets": "all_prefixes"}, "model": {"lr": 0.01}})
+    assert base.filter_encode.min_products_per_session == 2 and base.graphs.targets == "all_prefixes"
+    assert seed.filter_encode.min_products_per_session == 3 and seed.graphs.targets == "last"
+    assert seed.filter_encode.drop_listwise_nulls == ["category_code", "brand", "price"]
+    assert seed.model.lr == 0.01  # keys the preset does not name stay as written
+    with pytest.raises(ParamsError, match="data.local_dir: required when data.source is 'diginetica'"):
+        params_from_dict({"protocol": "srgnn_diginetica"})
+    with pytest.raises(ParamsError, match="protocol: 'gru4rec' is not one of"):
+        params_from_dict({"protocol": "gru4rec"})
+    assert set(PROTOCOLS) >= {"custom", "seed", "srgnn_diginetica"}

@@ -165,8 +165,38 @@ class BenchmarkParams:
             raise ParamsError(f"benchmark.seeds: expected a list of non-negative integers, got {self.seeds!r}")
 
 
+# Published protocols: ``protocol: NAME`` overrides these keys (the rest of params.yaml still applies). ``custom``
+# (the default) uses params.yaml as written.
+PROTOCOLS = {
+    "custom": {},
+    # the original design: Kaggle user_session, views only, rows missing category/brand/price dropped, sessions of at
+    # least 3 distinct products, the last product as the target, temporal 80/10/10
+    "seed": {"filter_encode": {"limit_to_view_event": True, "drop_listwise_nulls": ["category_code", "brand", "price"],
+                               "min_products_per_session": 3},
+             "split": {"split_method": "temporal", "train_split": 0.8, "val_split": 0.1, "test_split": 0.1},
+             "graphs": {"targets": "last"}},
+    # the reference SR-GNN preprocessing of DIGINETICA (data.local_dir: the folder of train-item-views.csv), every
+    # prefix an example; validation carved from the end of its train
+    "srgnn_diginetica": {"data": {"source": "diginetica"}, "graphs": {"targets": "all_prefixes"}},
+}
+
+
+def apply_protocol(raw: dict) -> dict:
+    """``raw`` with the preset of ``raw["protocol"]`` merged over it (presets win)."""
+    name = raw.get("protocol", "custom")
+    if name not in PROTOCOLS:
+        raise ParamsError(f"protocol: {name!r} is not one of {list(PROTOCOLS)}")
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for section, values in PROTOCOLS[name].items():
+        if out.get(section) is not None and not isinstance(out[section], dict):
+            raise ParamsError(f"{section}: expected a mapping, got {out[section]!r}")
+        out[section] = {**(out.get(section) or {}), **values}
+    return out
+
+
 @dataclass(frozen=True)
 class Params:
+    protocol: str = _f("custom", choices=tuple(PROTOCOLS), doc="a published protocol preset, or custom")
     data: DataParams = field(default_factory=DataParams)
     filter_encode: FilterEncodeParams = field(default_factory=FilterEncodeParams)
     split: SplitParams = field(default_factory=SplitParams)
@@ -268,9 +298,11 @@ def load_params(path: str | Path = "params.yaml", section: str | None = None):
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
-    params = build(Params, raw, "")
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections, got {raw!r}")
+    params = build(Params, apply_protocol(raw), "")
     return getattr(params, section) if section else params
 
 
 def params_from_dict(raw: dict) -> Params:
-    return build(Params, raw, "")
+    return build(Params, apply_protocol(raw), "")

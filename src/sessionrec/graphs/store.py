@@ -70,7 +70,8 @@ def write_store(path: Path, examples, shard_size: int, meta: dict | None = None)
     for p in (path, Path(f"{path}-lock")):
         if p.exists():
             p.unlink()
-    env = lmdb.open(str(path), subdir=False, map_size=1 << 40, meminit=False, map_async=True)
+    # meminit: zeroed page slack, so the same examples always give the same bytes (and the same DVC hash)
+    env = lmdb.open(str(path), subdir=False, map_size=1 << 40, meminit=True, map_async=True)
     sizes, buf = [], []
 
     def flush():
