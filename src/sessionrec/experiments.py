@@ -71,8 +71,8 @@ def parse_exp_show(show: list) -> list[ExpRow]:
     return rows
 
 
-def dvc_exp_show(cwd=None, all_commits: bool = False) -> list[ExpRow]:
-    cmd = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if all_commits else [])
+def dvc_exp_show(cwd=None) -> list[ExpRow]:
+    cmd = ["dvc", "exp", "show", "--json"]
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if r.returncode != 0:
         raise ExperimentsError(f"`{' '.join(cmd)}` failed: {r.stderr.strip() or r.stdout.strip()}")

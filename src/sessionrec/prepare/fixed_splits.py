@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from sessionrec.prepare.filter_encode import ENCODED_COLUMNS, VOCAB_JOINS, Report, create_levels_and_vocab, stage_csv
-from sessionrec.sources.splits import SPLIT_NAMES, read_item_map, read_split
+from sessionrec.sources.splits import read_item_map, read_split
 
 
 def events_from_splits(split_dir: Path, side_csvs: list[Path], out_dir: Path, memory_limit: str) -> dict:
@@ -76,5 +76,3 @@ def events_from_splits(split_dir: Path, side_csvs: list[Path], out_dir: Path, me
                          seconds=round(time.time() - t0, 2))
     return report.as_dict()
 
-
-__all__ = ["events_from_splits", "SPLIT_NAMES"]

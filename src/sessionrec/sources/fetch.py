@@ -56,12 +56,13 @@ def fetch_raw(params: DataParams, raw_dir: Path) -> dict:
             dst = raw_dir / f"{rees46.month_file_stem(month)}.csv"
             synthetic.write_month(synthetic.generate_month(cat, month, sp.sessions_per_month, sp.seed + 1 + i), dst)
             files.append((month, f"synthetic(seed={sp.seed})", dst))
-    else:
-        if params.source in ("local", "splits", "diginetica"):
-            sources = rees46.find_local_files(params.local_dir, months) \
-                if params.local_dir and params.source != "diginetica" else []
-        else:
+    else:  # REES46 months: the data itself (local, kaggle) or side information for fixed splits
+        if params.source == "kaggle":
             sources = rees46.download_kaggle(months, Path(tempfile.mkdtemp(prefix="rees46-")))
+        elif params.source == "local" or (params.source == "splits" and params.local_dir):
+            sources = rees46.find_local_files(params.local_dir, months)
+        else:
+            sources = []
         for month, src in zip(months, tqdm(sources, desc="copy", unit="file")):
             rees46.check_header(src)
             dst = raw_dir / f"{rees46.month_file_stem(month)}.csv"
