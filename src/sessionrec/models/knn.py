@@ -36,7 +36,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from sessionrec.graphs.store import Batch
+from sessionrec.graphs.store import Batch, ranges
 from sessionrec.models.layers import mask_padding
 
 VARIANTS = ("sknn", "vsknn", "stan")
@@ -75,7 +75,7 @@ class SessionKNN(nn.Module):
         last_time = np.maximum.reduceat(ts, starts) if len(starts) else np.zeros(0, np.int64)
         order = np.argsort(last_time, kind="stable")  # recency rank; equal times keep file order
         lengths = (ends - starts)[order]
-        rows = np.concatenate([np.arange(starts[o], ends[o]) for o in order]) if len(order) else np.zeros(0, int)
+        rows = ranges(starts[order], lengths)
         self.seq_ptr = torch.from_numpy(np.r_[0, np.cumsum(lengths)].astype(np.int64))
         self.seq_items = torch.from_numpy(item[rows])
         self.session_time = torch.from_numpy(last_time[order])
@@ -139,20 +139,17 @@ class SessionKNN(nn.Module):
         else:
             w = np.exp((q["pos"] - l_of) / self.spw)
         Q = sp.csr_matrix((w, (q["row"], q["item"])), shape=(B, N))
-        Qbin = sp.csr_matrix((np.ones(len(w)), (q["row"], q["item"])), shape=(B, N))
-        overlap = (Q @ idx["binary_t"]).tocsr()  # (B, S): weighted intersection
+        overlap = (Q @ idx["binary_t"]).tocsr()  # (B, S): weighted intersection (SKNN: weights 1, so |I_s & I_n|)
         overlap.sort_indices()
-        inter = (Qbin @ idx["binary_t"]).tocsr()
-        inter.sort_indices()
         rows = np.repeat(np.arange(B), np.diff(overlap.indptr))
         sess, ov = overlap.indices, overlap.data
         # the sample_size most recent candidates: sessions are indexed by recency, so the row's last entries
         from_end = np.repeat(overlap.indptr[1:], np.diff(overlap.indptr)) - 1 - np.arange(len(sess))
         keep = from_end < self.sample_size
-        rows, sess, ov, n_inter = rows[keep], sess[keep], ov[keep], inter.data[keep]
+        rows, sess, ov = rows[keep], sess[keep], ov[keep]
         q_size = np.bincount(q["row"], minlength=B).astype(np.float64)
         if self.variant == "sknn":
-            sim = n_inter / (q_size[rows] + idx["size"][sess] - n_inter)
+            sim = ov / (q_size[rows] + idx["size"][sess] - ov)
         elif self.variant == "vsknn":
             sim = ov / q_size[rows]
         else:
@@ -176,7 +173,7 @@ class SessionKNN(nn.Module):
         ptr = idx["ptr"]
         n_len = ptr[sess + 1] - ptr[sess]
         pair = np.repeat(np.arange(len(rows)), n_len)  # one entry per click of each neighbour
-        click = np.repeat(ptr[sess], n_len) + np.arange(n_len.sum()) - np.repeat(np.r_[0, np.cumsum(n_len)[:-1]], n_len)
+        click = ranges(ptr[sess], n_len)
         item, pos, is_last = idx["items"][click], idx["pos"][click], idx["is_last"][click]
         row = rows[pair]
         # is the neighbour's click an item of the query, and where in the query was it last clicked?
@@ -194,9 +191,7 @@ class SessionKNN(nn.Module):
             p_star = np.zeros(len(rows), np.int64)
             np.maximum.at(p_star, pair, np.where(member, pos, 0))
             weight = weight * np.exp(-np.abs(pos - p_star[pair]) / self.inh)
-        scores = np.zeros(B * N)
-        np.add.at(scores, (row * N + item)[is_last], weight[is_last])
-        return scores.reshape(B, N)
+        return np.bincount((row * N + item)[is_last], weights=weight[is_last], minlength=B * N).reshape(B, N)
 
 
 def _variant(name):
