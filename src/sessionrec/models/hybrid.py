@@ -15,7 +15,7 @@ ranks every item, rarely seen ones included. The blend of their normalised score
 * with ``model.refit``, both parts are refitted on train + validation and ``w`` is kept.
 
 Args: n_items; hybrid_base (a trainable registry name); the base's and STAN's own arguments.
-Shapes: ``forward(batch)`` -> ``(B, N)`` (training mode: the network's logits, for its loss; eval mode: the log of
+Shapes: ``forward(batch)`` -> ``(B, N)`` (training mode, or ``w = 0``: the network's logits; otherwise the log of
 the blend).
 """
 
@@ -66,13 +66,13 @@ class Hybrid(nn.Module):
     @staticmethod
     def blended(p: torch.Tensor, k: torch.Tensor, w) -> torch.Tensor:
         """The log of the blend, plus ``TIE * p`` so the network orders what STAN leaves tied (at ``w = 1`` too);
-        float64 keeps that term from changing any order the blend itself decides. The log changes no ranking, and
-        at ``w = 0`` it makes the validation loss the network's own cross-entropy (what the lr schedule watches)."""
+        float64 keeps that term from changing any order the blend itself decides. The log changes no ranking and
+        keeps the scores usable as logits for the validation loss."""
         return mask_padding(torch.log((1 - w) * p + w * k + TIE * p))
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        if self.training:
-            return self.net(batch)
+        if self.training or self.blend == 0:  # w = 0 ranks as the network alone: STAN is not scored at all
+            return self.net(batch)  # (the epochs are chosen at w = 0, so validation never pays for STAN)
         p, k = self.parts(batch)
         return self.blended(p, k, self.blend)
 

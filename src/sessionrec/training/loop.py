@@ -148,6 +148,16 @@ class Checkpoint:
         os.replace(tmp, self.path)  # a kill during the write leaves the previous checkpoint intact
 
 
+def fit_clicks(model, train_events) -> None:
+    """Fit the part of ``model`` that learns from the training clicks (pop, session-kNN, the hybrid's STAN), if any.
+    ``train_events``: numpy arrays ``session``, ``item``, ``ts``, sorted by session then time."""
+    if not hasattr(model, "fit_events"):
+        return
+    if train_events is None:
+        raise ValueError(f"{type(model).__name__} is fitted on the training clicks: pass train_events")
+    model.fit_events(train_events["session"], train_events["item"], train_events["ts"])
+
+
 def train_epoch(model, opt, train: GraphStore, cfg: TrainConfig, epoch: int, device) -> float:
     """One shuffled pass (order from ``seed`` and ``epoch``) of full-catalogue cross-entropy; the mean loss."""
     model.train()
@@ -173,8 +183,7 @@ def refit(config: dict, train_and_val: GraphStore, cfg: TrainConfig, lrs: list, 
     seed_everything(cfg.seed)
     device = pick_device()
     model = build_model(config).to(device)
-    if hasattr(model, "fit_events"):
-        model.fit_events(train_events["session"], train_events["item"], train_events["ts"])
+    fit_clicks(model, train_events)
     for name in getattr(model, "tuned_buffers", ()):
         getattr(model, name).copy_(chosen_state[name])
     if not model.trainable:
@@ -202,18 +211,14 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
     seed_everything(cfg.seed)
     device = pick_device()
     model = build_model(config).to(device)
+    fit_clicks(model, train_events)
     if not model.trainable:
-        if train_events is None:
-            raise ValueError(f"model {config['name']!r} is fitted on the training clicks: pass train_events")
-        model.fit_events(train_events["session"], train_events["item"], train_events["ts"])
         metrics = validate(model, val, cfg, device)
         row = {f"val/{k}": v for k, v in metrics.items()}
         if checkpoint is not None:  # nothing to resume, but the stage declares the output
             checkpoint.save({"epoch": 0, "stopped": True, "history": [row]})
         log_step(live, row)
         return copy.deepcopy(model.state_dict()), 0, metrics, [row]
-    if hasattr(model, "fit_events"):  # a trainable model with a part fitted on the clicks (the hybrid)
-        model.fit_events(train_events["session"], train_events["item"], train_events["ts"])
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=1) \
         if cfg.use_scheduler else None
