@@ -19,6 +19,8 @@ log = logging.getLogger("exps")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-A", "--all-commits", action="store_true",
+                    help="experiments of every commit, not only those based on the current one")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("best", help="print the name of the best finished experiment on validation")
     b.add_argument("--metric", default="MRR@20")
@@ -32,7 +34,7 @@ def main() -> None:
     p.add_argument("-o", "--out", default="plots/compare.png")
     args = ap.parse_args()
 
-    rows = ex.dvc_exp_show()
+    rows = ex.dvc_exp_show(all_commits=args.all_commits)
     if args.cmd == "best":
         row = ex.best(rows, args.metric)
         failed = sum(r.state == "failed" for r in rows)
@@ -42,9 +44,7 @@ def main() -> None:
     elif args.cmd == "table":
         params = ex.varying_params([r for r in rows if r.state != "workspace"])
         if args.top:
-            keep = {r.name for r in sorted((r for r in rows if r.state == "success" and args.metric in r.val),
-                                           key=lambda r: -r.val[args.metric])[:args.top]}
-            rows = [r for r in rows if r.name in keep]
+            rows = ex.ranked(rows, args.metric)[:args.top]
         print(ex.table(rows, sort_by=args.metric, with_test=args.test, params=params))
     else:
         by_name = {r.name: r.rev for r in rows}

@@ -7,7 +7,7 @@ from dvclive import Live
 
 from sessionrec import paths
 from sessionrec.cli import run, write_json
-from sessionrec.experiments import plot_curves, read_curve
+from sessionrec.experiments import plot_curves
 from sessionrec.params import load_params
 from sessionrec.training.loop import save_checkpoint, set_threads
 from sessionrec.training.run import train_and_choose
@@ -18,9 +18,9 @@ def main() -> None:
     threads = set_threads(params.model.num_threads)
     with Live(str(paths.TRAIN_LIVE), dvcyaml=False, save_dvc_exp=False, report=None) as live:
         t = train_and_choose(params, live=live, resumable=True)
-    names = [m for m in ("val/MRR@20", "val/R@20", "val/loss", "train/loss")
-             if (paths.TRAIN_LIVE / "plots" / "metrics" / f"{m}.tsv").exists()]
-    plot_curves({params.model.name: {m: read_curve(None, m) for m in names}}, paths.TRAINING_PNG)
+    names = [m for m in ("val/MRR@20", "val/R@20", "val/loss", "train/loss") if m in t.history[0]]
+    plot_curves({params.model.name: {m: list(enumerate(row[m] for row in t.history)) for m in names}},
+                paths.TRAINING_PNG)
     save_checkpoint(paths.MODEL, t.config, t.state, {"epoch": t.best_epoch, "val": t.val, "refit": params.model.refit})
     write_json(paths.VAL_METRICS, {"best_epoch": t.best_epoch, **t.val})
     logging.info("train %s: best epoch %d, val R@20 %.4f, MRR@20 %.4f, %.1fs (%d threads, refit %s) -> %s",

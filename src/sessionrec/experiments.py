@@ -71,21 +71,28 @@ def parse_exp_show(show: list) -> list[ExpRow]:
     return rows
 
 
-def dvc_exp_show(cwd=None) -> list[ExpRow]:
-    cmd = ["dvc", "exp", "show", "--json"]
+def dvc_exp_show(cwd=None, all_commits: bool = False) -> list[ExpRow]:
+    """Experiments of the current commit (``dvc exp show``), or of every commit with ``all_commits``."""
+    cmd = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if all_commits else [])
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if r.returncode != 0:
         raise ExperimentsError(f"`{' '.join(cmd)}` failed: {r.stderr.strip() or r.stdout.strip()}")
     return parse_exp_show(json.loads(r.stdout or "[]"))
 
 
-def best(rows: list[ExpRow], metric: str = "MRR@20") -> ExpRow:
-    """The finished experiment with the highest validation ``metric`` (baselines and the workspace excluded)."""
+def ranked(rows: list[ExpRow], metric: str = "MRR@20") -> list[ExpRow]:
+    """Finished experiments, best validation ``metric`` first (baselines, the workspace and failed runs excluded)."""
     done = [r for r in rows if r.state == "success" and metric in r.val]
+    return sorted(done, key=lambda r: (r.val[metric], r.name), reverse=True)
+
+
+def best(rows: list[ExpRow], metric: str = "MRR@20") -> ExpRow:
+    """The finished experiment with the highest validation ``metric``."""
+    done = ranked(rows, metric)
     if not done:
         raise ExperimentsError(f"no finished experiment has validation {metric} (run `dvc exp run` / "
                                f"`dvc queue start` first; failed ones are never picked)")
-    return max(done, key=lambda r: (r.val[metric], r.name))
+    return done[0]
 
 
 def varying_params(rows: list[ExpRow]) -> list[str]:
@@ -114,17 +121,13 @@ def table(rows: list[ExpRow], metrics=("R@20", "MRR@20"), sort_by: str = "MRR@20
     return "\n".join(lines)
 
 
-def read_curve(rev: str | None, metric: str, cwd=None) -> list[tuple[int, float]]:
-    """Per-epoch ``metric`` (a DVCLive name such as ``val/MRR@20``) as committed in ``rev`` (None: the workspace)."""
+def read_curve(rev: str, metric: str, cwd=None) -> list[tuple[int, float]]:
+    """Per-epoch ``metric`` (a DVCLive name such as ``val/MRR@20``) as committed in ``rev``."""
     path = f"{CURVES}/{metric}.tsv"
-    if rev is None:
-        text = (Path(cwd or ".") / path).read_text()
-    else:
-        r = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=cwd, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise ExperimentsError(f"{rev[:7]} has no {path} (did its train stage run?)")
-        text = r.stdout
-    lines = text.strip().splitlines()[1:]
+    r = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ExperimentsError(f"{rev[:7]} has no {path} (did its train stage run?)")
+    lines = r.stdout.strip().splitlines()[1:]
     return [(int(a), float(b)) for a, b in (line.split("\t")[:2] for line in lines)]
 
 
