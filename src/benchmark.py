@@ -1,7 +1,12 @@
 """Stage ``benchmark`` (one cell of the models x seeds matrix): train one model with one seed exactly as the train
-stage does (epochs chosen on validation, then the refit), test it once, and time both.
+stage does (epochs chosen on validation; the refit when ``benchmark.refit``), test it once, and time both.
 
-    python src/benchmark.py MODEL SEED   ->  metrics/benchmark/MODEL-SEED.json
+    python src/benchmark.py MODEL SEED   ->  metrics/benchmark/MODEL-SEED.json, models/benchmark/MODEL-SEED.pt
+    python src/benchmark.py hybrid SEED  ->  metrics/benchmark-hybrid/hybrid-SEED.json, models/benchmark-hybrid/...
+
+For ``hybrid`` (stage ``benchmark_hybrid``) the networks of ``model.hybrid_nets`` are not trained again: their runs
+of this seed are read back from ``models/benchmark/``, so the hybrid blends the very networks of the other rows. Its
+training seconds are those networks' plus its own (STAN and the choice of weights).
 """
 
 import dataclasses
@@ -17,8 +22,20 @@ from sessionrec.evaluation import evaluate_test
 from sessionrec.graphs.store import GraphStore
 from sessionrec.models import REGISTRY, build_model
 from sessionrec.params import ParamsError, load_params
-from sessionrec.training.loop import pick_device, set_threads
-from sessionrec.training.run import train_and_choose
+from sessionrec.training.loop import pick_device, save_checkpoint, set_threads
+from sessionrec.training.run import Trained, model_config, train_and_choose, with_model
+
+RUN_FIELDS = ("best_epoch", "val", "seconds", "examples_seen")
+
+
+def load_run(name: str, seed: int) -> Trained:
+    """A network's benchmark run of ``seed``, as ``train_and_choose`` returned it."""
+    path = paths.benchmark_run(name, seed, "pt")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no benchmark run of {name} with seed {seed} (run its benchmark cell)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return Trained(ckpt["config"], ckpt["state_dict"], ckpt["chosen_state"], history=[],
+                   **{k: ckpt[k] for k in RUN_FIELDS})
 
 
 def main() -> None:
@@ -28,9 +45,19 @@ def main() -> None:
     if name not in REGISTRY:
         raise ParamsError(f"benchmark.models: unknown model {name!r}; available: {sorted(REGISTRY)}")
     params = load_params(paths.PARAMS)
-    params = dataclasses.replace(params, model=dataclasses.replace(params.model, name=name, seed=seed))
+    params = with_model(params, name=name, seed=seed, refit=params.benchmark.refit)
     threads = set_threads(params.model.num_threads)
-    t = train_and_choose(params)
+    given = {}
+    if name == "hybrid":
+        given = {net: load_run(net, seed) for net in params.model.hybrid_nets}
+        for net, t in given.items():
+            if t.config != model_config(with_model(params, name=net)):
+                raise ValueError(f"{paths.benchmark_run(net, seed, 'pt')}: made with other params than this hybrid's; rerun "
+                                 f"`dvc repro benchmarks/dvc.yaml`")
+    t = train_and_choose(params, given=given)
+    save_checkpoint(paths.benchmark_run(name, seed, "pt"), t.config, t.state,
+                    {"chosen_state": t.chosen_state, "best_epoch": t.best_epoch, "val": t.val, "seconds": t.seconds,
+                     "examples_seen": t.examples_seen})
     device = pick_device()
     model = build_model(t.config)
     model.load_state_dict(t.state)
@@ -40,13 +67,14 @@ def main() -> None:
     t0 = time.perf_counter()
     metrics, _ = evaluate_test(model, test, ep.top_k, ep.ties, ep.batch_size, device, t.config["n_items"])
     infer = time.perf_counter() - t0
-    out = {"model": name, "seed": seed, **metrics, "best_epoch": t.best_epoch,
-           "val_R@20": t.val["R@20"], "val_MRR@20": t.val["MRR@20"],
+    out = {"model": name, "seed": seed, **metrics, "best_epoch": t.best_epoch, **({"parts": t.parts} if t.parts else {}),
+           **({"weights": dict(zip([*model.net_names, "stan"], model.weights.tolist()))} if name == "hybrid" else {}),
+           "val_R@20": t.val["R@20"], "val_MRR@20": t.val["MRR@20"], "refit": params.model.refit,
            "train_seconds": round(t.seconds, 3),
            "train_examples_per_second": round(t.examples_seen / t.seconds, 1) if t.examples_seen else None,
            "inference_ms_per_session": round(1000 * infer / max(metrics["examples"], 1), 4),
            "threads": threads, "device": str(device), "torch": torch.__version__}
-    write_json(paths.BENCHMARK_RUNS / f"{name}-{seed}.json", out)
+    write_json(paths.benchmark_run(name, seed, "json"), out)
     logging.info("benchmark %s seed %d: test R@20 %.4f, MRR@20 %.4f; fit %.1fs, %.3f ms/session", name, seed,
                  metrics["R@20"], metrics["MRR@20"], t.seconds, out["inference_ms_per_session"])
 

@@ -1,4 +1,4 @@
-"""Stage ``benchmark_report``: every ``metrics/benchmark/MODEL-SEED.json`` -> mean and standard deviation over seeds
+"""Stage ``benchmark_report``: every ``metrics/benchmark/MODEL-SEED.json`` (and the hybrid's) -> mean and standard deviation over seeds
 per model (``metrics/benchmark.json``), a comparison chart (``plots/benchmark.png``, ``plots/benchmark.csv``), and
 the Markdown table (printed; ``python src/benchmark_report.py --readme NAME`` also writes it into README.md between
 ``<!-- benchmark:NAME -->`` markers)."""
@@ -21,15 +21,16 @@ def main() -> None:
     params = load_params(paths.PARAMS)
     bp = params.benchmark
     runs = []
-    for model in bp.models:
+    for model in [*bp.models, "hybrid"]:
         for seed in bp.seeds:
-            path = paths.BENCHMARK_RUNS / f"{model}-{seed}.json"
+            path = paths.benchmark_run(model, seed, "json")
             if not path.exists():
                 raise FileNotFoundError(f"{path}: missing (run `dvc repro benchmark`)")
             runs.append(json.loads(path.read_text()))
     summary = aggregate(runs, params.evaluate.top_k)
     summary["_setup"] = {"data": params.data.source, "splits_dir": params.data.splits_dir,
-                         "seeds": list(bp.seeds), "refit": params.model.refit}
+                         "seeds": list(bp.seeds), "refit": bp.refit,
+                         "hybrid_nets": list(params.model.hybrid_nets)}
     write_json(paths.BENCHMARK, summary)
     write_csv(summary, paths.PLOTS / "benchmark.csv")
     plot(summary, paths.PLOTS / "benchmark.png")
@@ -38,7 +39,7 @@ def main() -> None:
     if args.readme:
         replace_in_readme(Path("README.md"), args.readme, table)
     best = max((m for m in summary if not m.startswith("_")), key=lambda m: summary[m]["MRR@20"]["mean"])
-    logging.info("benchmark_report: %d models x %d seeds; best test MRR@20: %s (%.4f)", len(bp.models),
+    logging.info("benchmark_report: %d models x %d seeds; best test MRR@20: %s (%.4f)", len(bp.models) + 1,
                  len(bp.seeds), best, summary[best]["MRR@20"]["mean"])
 
 

@@ -21,10 +21,11 @@ def main() -> None:
     names = [m for m in ("val/MRR@20", "val/R@20", "val/loss", "train/loss") if m in t.history[0]]
     plot_curves({params.model.name: {m: list(enumerate(row[m] for row in t.history)) for m in names}},
                 paths.TRAINING_PNG)
-    save_checkpoint(paths.MODEL, t.config, t.state, {"epoch": t.best_epoch, "val": t.val, "refit": params.model.refit})
-    write_json(paths.VAL_METRICS, {"best_epoch": t.best_epoch, **t.val})
-    logging.info("train %s: best epoch %d, val R@20 %.4f, MRR@20 %.4f, %.1fs (%d threads, refit %s) -> %s",
-                 params.model.name, t.best_epoch, t.val["R@20"], t.val["MRR@20"], t.seconds, threads,
+    epoch = t.parts or t.best_epoch  # the hybrid: each network's own best epoch
+    save_checkpoint(paths.MODEL, t.config, t.state, {"epoch": epoch, "val": t.val, "refit": params.model.refit})
+    write_json(paths.VAL_METRICS, {"best_epoch": epoch, **t.val})
+    logging.info("train %s: best epoch %s, val R@20 %.4f, MRR@20 %.4f, %.1fs (%d threads, refit %s) -> %s",
+                 params.model.name, epoch, t.val["R@20"], t.val["MRR@20"], t.seconds, threads,
                  params.model.refit, paths.MODEL)
 
 

@@ -34,11 +34,14 @@ TINY = {"data": {"synthetic": {"sessions_per_month": 1500, "n_items": 300, "n_ca
         "model": {"epochs": 2, "batch_size": 256, "embedding_dim": 16, "hidden_dim": 16, "num_threads": 1}}
 
 
-def project_copy(tmp_path, overrides):
-    """A throwaway git + DVC project with this repository's pipeline and `overrides` merged into params.yaml."""
+def project_copy(tmp_path, overrides, benchmarks: bool = False):
+    """A throwaway git + DVC project with this repository's pipeline (and, with ``benchmarks``, its benchmark
+    pipeline) and `overrides` merged into params.yaml."""
     proj = tmp_path / "proj"
     proj.mkdir()
     shutil.copytree(ROOT / "src", proj / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    if benchmarks:
+        shutil.copytree(ROOT / "benchmarks", proj / "benchmarks")
     shutil.copy(ROOT / "dvc.yaml", proj)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
 

@@ -10,7 +10,7 @@ from sessionrec.graphs.build import build_examples, session_graph
 from sessionrec.graphs.store import GraphStore, write_store
 from sessionrec.models import REGISTRY, build_model
 from sessionrec.models.srgnn import SRGNN
-from sessionrec.training.loop import TrainConfig, fit, score_store
+from sessionrec.training.loop import TrainConfig, fit, fit_blend, score_store
 
 VOCAB = {"category": 2, "sub_category": 2, "element": 2, "brand": 2}
 NEURAL = sorted(name for name, cls in REGISTRY.items() if cls.trainable)
@@ -52,6 +52,27 @@ def test_neural_model_learns_a_planted_successor_map(planted, name):
     model.load_state_dict(state)
     _, acc = score_store(model, test, 256, [1, 20], "expected", "cpu")
     assert acc.result()["R@1"] > 0.9, (name, acc.result())  # popularity: about 1 / 60 (every item equally popular)
+
+
+def test_hybrid_learns_the_planted_map_from_its_networks_and_weights_chosen_on_validation(planted):
+    """A trained GRU4Rec, an untrained SR-GNN and STAN: the weights are the best point of the validation curve, on
+    which the untrained network alone scores poorly, and the blend learns the planted map."""
+    (train, events), val, test = planted
+    cfg = TrainConfig(lr=0.01, weight_decay=0.0, batch_size=64, epochs=10, use_scheduler=False, patience=3, seed=0)
+    gru, _, _, _ = fit(config("gru4rec"), train, val, cfg)
+    untrained = build_model(config("srgnn")).state_dict()
+    hcfg = {**config("hybrid"), "hybrid_nets": ["gru4rec", "srgnn"]}
+    state, metrics, curve = fit_blend(hcfg, {"gru4rec": gru, "srgnn": untrained}, val, cfg, events)
+    model = build_model(hcfg)
+    model.load_state_dict(state)
+    w = model.weights.tolist()
+    assert len(curve) == 66 and abs(sum(w) - 1) < 1e-9
+    assert curve[tuple(w)] == max(curve.values()) and metrics["MRR@20"] == pytest.approx(curve[tuple(w)])
+    assert curve[(0.0, 1.0, 0.0)] < 0.5 * max(curve.values())  # the untrained network alone is a poor choice
+    _, acc = score_store(model, test, 256, [1, 20], "expected", "cpu")
+    assert acc.result()["R@1"] > 0.9, (w, acc.result())
+    with pytest.raises(ValueError, match="trained one by one"):
+        fit(hcfg, train, val, cfg, train_events=events)
 
 
 def test_pop_ranks_by_training_frequency(planted):

@@ -118,7 +118,7 @@ class ModelParams:
     seed: int = _f(42, lo=0)
     num_threads: int = _f(0, lo=0, hi=256, doc="torch CPU threads; 0 = OMP_NUM_THREADS or all cores")
     refit: bool = _f(True, doc="after the choice on validation, retrain it on train + validation")
-    hybrid_base: str = _f("srgnn", doc="hybrid: the network blended with STAN")
+    hybrid_nets: list = _f(["gru4rec", "srgnn", "graph_with_embeddings_and_attention"], doc="hybrid: the networks blended with STAN")
     knn_k: int = _f(100, lo=1, hi=100_000, doc="session-kNN: neighbours")
     knn_sample_size: int = _f(0, lo=0, hi=10_000_000, doc="session-kNN: most recent candidates; 0 = published default")
     stan_lambda_spw: float = _f(1.02, lo=0.0, hi=1e6, lo_open=True, doc="STAN: session position decay")
@@ -130,9 +130,10 @@ class ModelParams:
 
         if self.name not in REGISTRY:
             raise ParamsError(f"model.name: unknown model {self.name!r}; available: {sorted(REGISTRY)}")
-        bases = sorted(n for n, c in REGISTRY.items() if c.trainable and n != "hybrid")
-        if self.hybrid_base not in bases:
-            raise ParamsError(f"model.hybrid_base: {self.hybrid_base!r} is not one of {bases}")
+        nets = sorted(n for n, c in REGISTRY.items() if c.trainable)
+        bad = [n for n in self.hybrid_nets if n not in nets]
+        if bad or not self.hybrid_nets or len(set(self.hybrid_nets)) != len(self.hybrid_nets):
+            raise ParamsError(f"model.hybrid_nets: expected distinct names from {nets}, got {self.hybrid_nets!r}")
 
 
 @dataclass(frozen=True)
@@ -151,16 +152,19 @@ class EvaluateParams:
 @dataclass(frozen=True)
 class BenchmarkParams:
     models: list = _f(["pop", "sknn", "vsknn", "stan", "gru4rec", "srgnn", "graph_with_embeddings",
-                       "graph_with_embeddings_and_attention", "graph_with_embeddings_and_attentional_aggregation",
-                       "hybrid"], doc="models compared by the benchmark stage")
+                       "graph_with_embeddings_and_attention", "graph_with_embeddings_and_attentional_aggregation"],
+                      doc="models compared by the benchmark stage (the hybrid has its own stage)")
     seeds: list = _f([1, 2, 3], doc="seeds per model")
+    refit: bool = _f(False, doc="model.refit for every benchmark run")
 
     def validate(self) -> None:
         from sessionrec.models import REGISTRY
 
-        bad = [m for m in self.models if m not in REGISTRY]
+        singles = sorted(n for n, c in REGISTRY.items() if not getattr(c, "composite", False))
+        bad = [m for m in self.models if m not in singles]
         if bad or not self.models:
-            raise ParamsError(f"benchmark.models: unknown model(s) {bad}; available: {sorted(REGISTRY)}")
+            raise ParamsError(f"benchmark.models: unknown model(s) {bad}; available: {singles} (the hybrid is "
+                              "benchmarked by its own stage, from these models' runs)")
         if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in self.seeds):
             raise ParamsError(f"benchmark.seeds: expected a list of non-negative integers, got {self.seeds!r}")
 
@@ -204,6 +208,12 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     benchmark: BenchmarkParams = field(default_factory=BenchmarkParams)
+
+    def validate(self) -> None:
+        missing = [n for n in self.model.hybrid_nets if n not in self.benchmark.models]
+        if missing:
+            raise ParamsError(f"model.hybrid_nets: {missing} not in benchmark.models, whose runs the benchmark's "
+                              "hybrid reuses")
 
 
 def _coerce(value, typ, name: str):

@@ -21,6 +21,18 @@ TEST_METRICS = METRICS / "test.json"
 PLOTS = Path("plots")
 BENCHMARK_RUNS = METRICS / "benchmark"
 BENCHMARK = METRICS / "benchmark.json"
+BENCHMARK_MODELS = Path("models/benchmark")
+HYBRID_RUNS = METRICS / "benchmark-hybrid"  # the hybrid's cells read BENCHMARK_MODELS, so they write elsewhere
+HYBRID_MODELS = Path("models/benchmark-hybrid")
+
+
+def benchmark_run(name: str, seed: int, suffix: str) -> Path:
+    """``metrics/benchmark/NAME-SEED.json`` (suffix ``json``) or ``models/benchmark/NAME-SEED.pt`` (``pt``); the
+    hybrid's under ``*/benchmark-hybrid/``."""
+    hybrid = name == "hybrid"
+    if suffix == "json":
+        return (HYBRID_RUNS if hybrid else BENCHMARK_RUNS) / f"{name}-{seed}.json"
+    return (HYBRID_MODELS if hybrid else BENCHMARK_MODELS) / f"{name}-{seed}.pt"
 TRAINING_PNG = PLOTS / "training.png"
 
 

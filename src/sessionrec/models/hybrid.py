@@ -1,25 +1,31 @@
-"""Ours: a session-graph network blended with STAN, the blend weight chosen on validation.
+"""Ours: a weighted hybrid of separately trained networks and STAN, the weights chosen on validation.
 
 The weighted hybrid the original design left as future work. Published comparisons (and the reference table next to
-``../shared/data/splits``) find session-kNN hard to beat on e-commerce logs, and the two err differently: STAN
-is sharp on sessions whose items co-occur in recent neighbours and silent (all-zero, tied) elsewhere; the network
-ranks every item, rarely seen ones included. The blend of their normalised scores:
+``../shared/data/splits``) find session-kNN hard to beat on e-commerce logs, and the parts err differently: STAN
+is sharp on sessions whose items co-occur in recent neighbours and silent (all-zero, tied) elsewhere; a recurrent
+network (GRU4Rec) and a session-graph network (SR-GNN) rank every item, rarely seen ones included, and disagree on
+the order of the head. For networks ``m = 1..M`` (``hybrid_nets``) and STAN:
 
 .. math::
-    \\hat y = (1 - w) \\, \\mathrm{softmax}(\\hat z_{net}) + w \\, \\frac{\\hat z_{stan}}{\\max_j \\hat z_{stan, j}}
+    \\hat y = \\sum_{m=1}^{M} w_m \\, \\mathrm{softmax}(\\hat z_m)
+            + w_{M+1} \\, \\frac{\\hat z_{stan}}{\\max_j \\hat z_{stan, j}}
+            + 10^{-9} \\, \\frac{1}{M} \\sum_m \\mathrm{softmax}(\\hat z_m), \\qquad w \\in \\Delta^{M}
 
-* the network (``hybrid_base``, SR-GNN by default) is trained alone, its epochs chosen on validation;
-* ``w`` is then chosen on validation MRR@20 over a grid (``tune``), so ``w = 0`` (the network alone) and ``w = 1``
-  (STAN alone, the network breaking its ties: a ``1e-9 * softmax`` term orders the items STAN scores equally, most
-  often the many it scores 0) are both candidates and the blend is never chosen blind;
-* with ``model.refit``, both parts are refitted on train + validation and ``w`` is kept.
+* every network is trained alone by the one training loop, its epochs chosen on its own validation MRR@20 (in the
+  benchmark the hybrid reuses the very networks of the other rows, so it adds no training of its own);
+* ``w`` is then chosen on validation MRR@20 over the simplex grid of step 0.1 (``tune``), so every part alone and
+  every mix are candidates and the blend is never chosen blind; the last term orders what the blend leaves tied
+  (STAN's many zeros at ``w_{M+1} = 1``) and never changes an order the blend decides (float64 throughout);
+* with ``model.refit``, every part is refitted on train + validation (the networks for their chosen epochs) and
+  ``w`` is kept.
 
-Args: n_items; hybrid_base (a trainable registry name); the base's and STAN's own arguments.
-Shapes: ``forward(batch)`` -> ``(B, N)`` (training mode, or ``w = 0``: the network's logits; otherwise the log of
-the blend).
+Args: n_items; hybrid_nets (trainable registry names); the networks' and STAN's own arguments.
+Shapes: ``forward(batch)`` -> ``(B, N)``, the log of the blend (padding at -inf).
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import torch
@@ -29,26 +35,43 @@ from sessionrec.graphs.store import Batch
 from sessionrec.models.knn import STAN
 from sessionrec.models.layers import mask_padding
 
-GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
+STEP = 10  # grid resolution: weights are multiples of 1 / STEP
 TIE = 1e-9
 
 
-class Hybrid(nn.Module):
-    trainable = True
-    tuned_buffers = ("blend",)  # chosen on validation; a refit keeps them
+def simplex_grid(parts: int, step: int = STEP) -> list[tuple[float, ...]]:
+    """Every weight vector of ``parts`` non-negative multiples of ``1 / step`` summing to 1."""
+    return [tuple(c / step for c in combo) for combo in itertools.product(range(step + 1), repeat=parts)
+            if sum(combo) == step]
 
-    def __init__(self, n_items: int, hybrid_base: str = "srgnn", **kw):
+
+class Hybrid(nn.Module):
+    trainable = False  # its networks are trained one by one (training.run), then ``tune`` chooses the weights
+    composite = True
+    tuned_buffers = ("weights",)  # chosen on validation; a refit keeps them
+
+    def __init__(self, n_items: int, hybrid_nets=("gru4rec", "srgnn", "graph_with_embeddings_and_attention"), **kw):
         super().__init__()
         from sessionrec.models import REGISTRY  # late: the registry imports this module
 
-        if hybrid_base not in REGISTRY or not REGISTRY[hybrid_base].trainable or hybrid_base == "hybrid":
-            raise ValueError(f"model.hybrid_base: {hybrid_base!r} is not a trainable model of the registry")
-        self.net = REGISTRY[hybrid_base](n_items, **kw)
+        hybrid_nets = list(hybrid_nets)
+        bad = [n for n in hybrid_nets if n not in REGISTRY or not REGISTRY[n].trainable]
+        if bad or not hybrid_nets or len(set(hybrid_nets)) != len(hybrid_nets):
+            raise ValueError(f"model.hybrid_nets: {hybrid_nets!r} must be distinct trainable models of the registry")
+        self.net_names = hybrid_nets
+        self.nets = nn.ModuleList([REGISTRY[n](n_items, **kw) for n in hybrid_nets])
         self.knn = STAN(n_items, **kw)
-        self.register_buffer("blend", torch.tensor(0.0))
+        weights = torch.zeros(len(hybrid_nets) + 1, dtype=torch.float64)
+        weights[:-1] = 1.0 / len(hybrid_nets)
+        self.register_buffer("weights", weights)  # (M + 1,): the networks', then STAN's
 
     def fit_events(self, session, item, ts) -> None:
         self.knn.fit_events(session, item, ts)
+
+    def load_nets(self, states: dict) -> None:
+        """Weights of each network from ``{name: state_dict}`` (e.g. its own training run)."""
+        for name, net in zip(self.net_names, self.nets):
+            net.load_state_dict(states[name])
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         self.knn.load_state_dict({k[4:]: v for k, v in state_dict.items() if k.startswith("knn.")})
@@ -56,38 +79,49 @@ class Hybrid(nn.Module):
         return nn.Module.load_state_dict(self, {**rest, **{f"knn.{k}": v for k, v in self.knn.state_dict().items()}},
                                          strict=strict, assign=assign)
 
-    def parts(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(network probabilities, STAN scores / their row maximum), both (B, N) float64 with 0 at padding."""
-        p = torch.softmax(self.net(batch).double(), dim=-1)
-        k = self.knn(batch).double().clamp_min(0.0)  # padding -inf -> 0
-        k = k / k.amax(dim=-1, keepdim=True).clamp_min(1e-12)
-        return p, k
+    def parts(self, batch: Batch, with_knn: bool = True) -> torch.Tensor:
+        """(M + 1, B, N) float64: each network's probabilities, then STAN's scores over their row maximum (zeros
+        when ``with_knn`` is false); 0 at padding."""
+        probs = [torch.softmax(net(batch).double(), dim=-1) for net in self.nets]
+        if with_knn:
+            k = self.knn(batch).double().clamp_min(0.0)  # padding -inf -> 0
+            k = k / k.amax(dim=-1, keepdim=True).clamp_min(1e-12)
+        else:
+            k = torch.zeros_like(probs[0])
+        return torch.stack([*probs, k])
 
     @staticmethod
-    def blended(p: torch.Tensor, k: torch.Tensor, w) -> torch.Tensor:
-        """The log of the blend, plus ``TIE * p`` so the network orders what STAN leaves tied (at ``w = 1`` too);
-        float64 keeps that term from changing any order the blend itself decides. The log changes no ranking and
-        keeps the scores usable as logits for the validation loss."""
-        return mask_padding(torch.log((1 - w) * p + w * k + TIE * p))
+    def blended(parts: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The log of the blend; the log changes no ranking and keeps the scores usable as logits (val loss)."""
+        tie = parts[:-1].mean(dim=0)
+        return mask_padding(torch.log(torch.einsum("m,mbn->bn", w, parts) + TIE * tie))
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        if self.training or self.blend == 0:  # w = 0 ranks as the network alone: STAN is not scored at all
-            return self.net(batch)  # (the epochs are chosen at w = 0, so validation never pays for STAN)
-        p, k = self.parts(batch)
-        return self.blended(p, k, self.blend)
+        return self.blended(self.parts(batch, with_knn=bool(self.weights[-1] > 0)), self.weights)
 
     @torch.no_grad()
     def tune(self, store, batch_size: int, ks, ties: str, device) -> dict:
-        """Choose ``blend`` on ``store`` (validation) by MRR@20 over ``GRID``; returns {w: MRR@20}."""
-        from sessionrec.metrics import RankingMetrics
+        """Choose ``weights`` on ``store`` (validation) by MRR@20 over the simplex grid; returns {weights: MRR@20}.
+        Ties go to the weights nearest the uniform mix. Per grid point only the target's rank is counted (the log
+        of the blend ranks as the blend), so the whole grid costs a few passes over each (B, N) batch."""
+        from sessionrec.metrics import metrics_from_counts, rank_counts
 
         self.eval()
-        accs = {w: RankingMetrics(ks, ties) for w in GRID}
+        grid = simplex_grid(len(self.nets) + 1)
+        ws = torch.tensor(grid, dtype=torch.float64, device=device)
+        sums, n = torch.zeros(len(grid), dtype=torch.float64), 0
         for batch in store.iter_batches(batch_size):
             batch = batch.to(device)
-            p, k = self.parts(batch)
-            for w, acc in accs.items():
-                acc.update(self.blended(p, k, w), batch.target)
-        curve = {float(w): acc.result()["MRR@20"] for w, acc in accs.items()}
-        self.blend.fill_(max(curve, key=lambda w: (curve[w], -abs(w - 0.5))))
+            parts = self.parts(batch)
+            tie = TIE * parts[:-1].mean(dim=0)
+            for i, w in enumerate(ws):
+                scores = torch.einsum("m,mbn->bn", w, parts).add_(tie)
+                scores[:, 0] = -torch.inf
+                mrr = metrics_from_counts(*rank_counts(scores, batch.target, masked=True), [20], ties)["MRR@20"]
+                sums[i] += mrr.sum().cpu()
+            n += batch.size
+        curve = {w: float(v) / max(n, 1) for w, v in zip(grid, sums)}
+        uniform = np.full(len(grid[0]), 1 / len(grid[0]))
+        best = max(grid, key=lambda w: (curve[w], -float(np.abs(np.array(w) - uniform).sum())))
+        self.weights.copy_(torch.tensor(best, dtype=torch.float64))
         return curve

@@ -176,16 +176,19 @@ def train_epoch(model, opt, train: GraphStore, cfg: TrainConfig, epoch: int, dev
 
 
 def refit(config: dict, train_and_val: GraphStore, cfg: TrainConfig, lrs: list, train_events=None,
-          chosen_state: dict | None = None) -> dict:
+          chosen_state: dict | None = None, net_states: dict | None = None) -> dict:
     """After the choice on validation, the same model on train + validation: ``len(lrs)`` epochs (the chosen
     count) at the learning rates the chosen run used, epoch by epoch; models fitted on clicks refit on all of them;
-    values tuned on validation (a model's ``tuned_buffers``) are taken from ``chosen_state``."""
+    values tuned on validation (a model's ``tuned_buffers``) are taken from ``chosen_state``; a composite model
+    (the hybrid) takes its networks' refitted weights from ``net_states``."""
     seed_everything(cfg.seed)
     device = pick_device()
     model = build_model(config).to(device)
     fit_clicks(model, train_events)
     for name in getattr(model, "tuned_buffers", ()):
         getattr(model, name).copy_(chosen_state[name])
+    if getattr(model, "composite", False):
+        model.load_nets(net_states)
     if not model.trainable:
         return copy.deepcopy(model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=lrs[0], weight_decay=cfg.weight_decay)
@@ -211,6 +214,9 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
     seed_everything(cfg.seed)
     device = pick_device()
     model = build_model(config).to(device)
+    if getattr(model, "composite", False):
+        raise ValueError(f"{config['name']}: its networks are trained one by one (training.run.train_and_choose), "
+                         "then fit_blend chooses the weights")
     fit_clicks(model, train_events)
     if not model.trainable:
         metrics = validate(model, val, cfg, device)
@@ -263,15 +269,24 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
             checkpoint.save({**st, "model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict() if sched is not None else {}, "rng": _rng_state()})
         log_step(live, row)
-    if hasattr(model, "tune"):  # values chosen on validation after the epochs (the hybrid's blend weight)
-        model.load_state_dict(st["best_state"])
-        curve = model.tune(val, cfg.batch_size, cfg.top_k, cfg.ties, device)
-        st["best_metrics"] = validate(model, val, cfg, device)
-        st["best_state"] = copy.deepcopy(model.state_dict())
-        log.info("tuned on validation: %s (val MRR@20 by value: %s)",
-                 {n: round(float(getattr(model, n)), 4) for n in model.tuned_buffers},
-                 {k: round(v, 4) for k, v in curve.items()})
     return st["best_state"], st["best_epoch"], st["best_metrics"], st["history"]
+
+
+def fit_blend(config: dict, net_states: dict, val: GraphStore, cfg: TrainConfig, train_events) -> tuple:
+    """The hybrid (a ``composite`` model): its networks from ``net_states`` (``{name: state_dict}``, each trained
+    and chosen on validation alone), its click-based part fitted on ``train_events``, then its weights chosen on
+    ``val`` (``model.tune``). Returns ``(state_dict, val_metrics, {weights: val MRR@20})``."""
+    seed_everything(cfg.seed)
+    device = pick_device()
+    model = build_model(config).to(device)
+    model.load_nets(net_states)
+    fit_clicks(model, train_events)
+    curve = model.tune(val, cfg.batch_size, cfg.top_k, cfg.ties, device)
+    metrics = validate(model, val, cfg, device)
+    log.info("hybrid weights chosen on validation: %s -> val R@20 %.4f, MRR@20 %.4f (best 5 of %d: %s)",
+             dict(zip([*model.net_names, "stan"], model.weights.tolist())), metrics["R@20"], metrics["MRR@20"],
+             len(curve), {str(w): round(v, 4) for w, v in sorted(curve.items(), key=lambda kv: -kv[1])[:5]})
+    return copy.deepcopy(model.state_dict()), metrics, curve
 
 
 def save_checkpoint(path, config: dict, state_dict: dict, extra: dict | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,9 @@ import pyarrow.parquet as pq
 from sessionrec import paths
 from sessionrec.graphs.store import GraphStore
 from sessionrec.params import Params
-from sessionrec.training.loop import Checkpoint, TrainConfig, fit, refit
+from sessionrec.training.loop import Checkpoint, TrainConfig, fit, fit_blend, log_step, refit
+
+log = logging.getLogger(__name__)
 
 
 def model_config(params: Params) -> dict:
@@ -30,7 +33,7 @@ def model_config(params: Params) -> dict:
             "embedding_dim": mp.embedding_dim, "hidden_dim": mp.hidden_dim, "num_iterations": mp.num_iterations,
             "dropout_rate": mp.dropout_rate, "knn_k": mp.knn_k, "knn_sample_size": mp.knn_sample_size,
             "stan_lambda_spw": mp.stan_lambda_spw, "stan_lambda_snh": mp.stan_lambda_snh,
-            "stan_lambda_inh": mp.stan_lambda_inh, "hybrid_base": mp.hybrid_base}
+            "stan_lambda_inh": mp.stan_lambda_inh, "hybrid_nets": list(mp.hybrid_nets)}
 
 
 def train_config(params: Params) -> TrainConfig:
@@ -68,14 +71,25 @@ def fingerprint(config: dict, cfg: TrainConfig) -> str:
 class Trained:
     config: dict
     state: dict  # the model to test: refitted on train + validation when params.model.refit
-    best_epoch: int
+    chosen_state: dict  # the model chosen on validation (trained on train only); ``state`` without a refit
+    best_epoch: int | None  # None for the hybrid (each network has its own: ``parts``)
     val: dict  # validation metrics of the chosen epoch (before any refit)
     history: list
-    seconds: float  # fitting time: epochs on train with validation, plus the refit
+    seconds: float  # fitting time: epochs on train with validation, plus the refit (the hybrid: its parts' too)
     examples_seen: int  # training examples passed through the model (all epochs, refit included)
+    parts: dict = dataclasses.field(default_factory=dict)  # the hybrid: {network: its best epoch}
 
 
-def train_and_choose(params: Params, live=None, resumable: bool = False) -> Trained:
+def with_model(params: Params, **changes) -> Params:
+    return dataclasses.replace(params, model=dataclasses.replace(params.model, **changes))
+
+
+def train_and_choose(params: Params, live=None, resumable: bool = False, given: dict | None = None) -> Trained:
+    """Fit ``params.model.name``, choose on validation, refit when asked. For the hybrid, each network of
+    ``model.hybrid_nets`` is trained first (or taken from ``given``: ``{name: Trained}``, e.g. the benchmark's own
+    runs of those networks with the same params and seed), then the weights are chosen on validation."""
+    if params.model.name == "hybrid":
+        return _train_hybrid(params, live, given or {})
     config, cfg = model_config(params), train_config(params)
     events, val_events = read_events("train"), read_events("val")
     train, val = GraphStore(paths.graph_store("train")), GraphStore(paths.graph_store("val"))
@@ -86,11 +100,38 @@ def train_and_choose(params: Params, live=None, resumable: bool = False) -> Trai
                                          checkpoint=checkpoint)
     train.close()
     val.close()  # LMDB opens an environment once per process: the refit reopens both as one store
-    seen = n_train * len(history) if epoch else 0
+    chosen, seen = state, n_train * len(history) if epoch else 0
     if params.model.refit:  # the choice is made; now the chosen configuration on train + validation
         lrs = [row["lr"] for row in history[:epoch]] if epoch else []
         both = {k: np.concatenate([events[k], val_events[k]]) for k in events}
         state = refit(config, GraphStore([paths.graph_store("train"), paths.graph_store("val")]), cfg, lrs,
                       train_events=both, chosen_state=state)
         seen += (n_train + n_val) * len(lrs)
-    return Trained(config, state, epoch, metrics, history, time.perf_counter() - t0, seen)
+    return Trained(config, state, chosen, epoch, metrics, history, time.perf_counter() - t0, seen)
+
+
+def _train_hybrid(params: Params, live, given: dict) -> Trained:
+    config, cfg = model_config(params), train_config(params)
+    nets = {}
+    for name in params.model.hybrid_nets:
+        if name in given:
+            nets[name] = given[name]
+        else:
+            log.info("hybrid: training its network %s", name)
+            nets[name] = train_and_choose(with_model(params, name=name))
+    t0 = time.perf_counter()
+    events = read_events("train")
+    val = GraphStore(paths.graph_store("val"))
+    state, metrics, _ = fit_blend(config, {n: t.chosen_state for n, t in nets.items()}, val, cfg, events)
+    val.close()
+    chosen = state
+    if params.model.refit:
+        val_events = read_events("val")
+        both = {k: np.concatenate([events[k], val_events[k]]) for k in events}
+        state = refit(config, None, cfg, [], train_events=both, chosen_state=state,
+                      net_states={n: t.state for n, t in nets.items()})
+    row = {f"val/{k}": v for k, v in metrics.items()}
+    log_step(live, row)
+    return Trained(config, state, chosen, None, metrics, [row],
+                   sum(t.seconds for t in nets.values()) + time.perf_counter() - t0,
+                   sum(t.examples_seen for t in nets.values()), {n: t.best_epoch for n, t in nets.items()})

@@ -1,0 +1,33 @@
+"""The benchmark pipeline end to end on a tiny synthetic project: every model x seed, the hybrid built from the
+networks' own runs (not trained again), the report, and a clear error for a missing run."""
+
+import json
+import sys
+
+from conftest import TINY, project_copy, sh
+
+
+def test_benchmark_runs_every_cell_and_the_hybrid_reuses_the_networks_runs(tmp_path):
+    overrides = {**TINY, "model": {**TINY["model"], "hybrid_nets": ["gru4rec"]},
+                 "benchmark": {"models": ["pop", "stan", "gru4rec"], "seeds": [1, 2]}}
+    proj, env = project_copy(tmp_path, overrides, benchmarks=True)
+    r = sh(proj, env, "dvc", "repro", "benchmarks/dvc.yaml")
+    assert "training its network" not in r.stdout + r.stderr  # the hybrid trained nothing itself
+
+    summary = json.loads((proj / "metrics/benchmark.json").read_text())
+    assert [m for m in summary if not m.startswith("_")] == ["pop", "stan", "gru4rec", "hybrid"]
+    assert all(summary[m]["R@20"]["n"] == 2 for m in ("pop", "stan", "gru4rec", "hybrid"))
+    assert summary["_setup"]["refit"] is False and summary["_setup"]["hybrid_nets"] == ["gru4rec"]
+    for seed in (1, 2):
+        gru = json.loads((proj / f"metrics/benchmark/gru4rec-{seed}.json").read_text())
+        hyb = json.loads((proj / f"metrics/benchmark-hybrid/hybrid-{seed}.json").read_text())
+        assert hyb["parts"] == {"gru4rec": gru["best_epoch"]}  # the very network of the gru4rec row
+        assert hyb["train_seconds"] >= gru["train_seconds"]  # and its cost is counted
+        assert abs(sum(hyb["weights"].values()) - 1) < 1e-9 and set(hyb["weights"]) == {"gru4rec", "stan"}
+        # the hybrid's validation score is the best of its grid, which holds both of its parts alone
+        assert hyb["val_MRR@20"] >= gru["val_MRR@20"] - 1e-9
+    assert "| `hybrid` |" in sh(proj, env, sys.executable, "src/benchmark_report.py").stdout
+    assert "Running stage" not in sh(proj, env, "dvc", "repro", "benchmarks/dvc.yaml").stdout  # nothing reran
+
+    r = sh(proj, env, sys.executable, "src/benchmark.py", "hybrid", "7", check=False)
+    assert r.returncode == 2 and "models/benchmark/gru4rec-7.pt" in r.stderr and "Traceback" not in r.stderr
