@@ -91,3 +91,36 @@ def test_missing_column_is_a_clear_error(tmp_path):
     p.write_text("event_time,event_type,product_id,category_id,category_code,price,user_id,user_session\n")
     with pytest.raises(SourceError, match=r"2019-Oct\.csv: missing column\(s\) \['brand'\]"):
         check_header(p)
+
+
+def urow(minute, pid, user, sess="kaggle"):
+    return f"2019-10-01 {minute // 60:02d}:{minute % 60:02d}:00 UTC,view,{pid},1,electronics.phone,acme,1.0,{user},{sess}"
+
+
+def test_user_id_sessions_are_cut_at_the_gap(tmp_path):
+    """GRU4Rec's sessions: one user's clicks, a new session after a gap over session_gap_minutes, whatever the
+    Kaggle user_session says."""
+    rows = [urow(0, 1, 7, "x"), urow(30, 2, 7, "y"), urow(90, 3, 7, "y"),  # 60 min gap: same session (not over)
+            urow(151, 4, 7, "y"), urow(152, 5, 7, "y"),  # 61 min gap: a new session
+            urow(0, 1, 8, "y"), urow(5, 2, 8, "y")]  # another user, same Kaggle session id
+    report, ev = run(tmp_path, rows, session_key="user_id", min_products_per_session=2)
+    got = sorted(ev.groupby("user_session").product_id.apply(list).tolist())
+    assert got == [[1, 2], [1, 2, 3], [4, 5]]
+    assert report["sessions_from_user_id"]["sessions"] == 3 and report["sessions_from_user_id"]["kaggle_user_sessions"] == 2
+
+
+def test_iterative_filter_repeats_until_stable(tmp_path):
+    """Item 9 has support 2 < 3: dropping it leaves session c with one click, whose drop leaves item 1 with 2 clicks,
+    whose drop leaves d and e with one click each; a single pass keeps item 1 and sessions d and e."""
+    rows = [urow(i, p, 1, "a") for i, p in enumerate([2, 3, 2, 3])]
+    rows += [urow(i, p, 2, "b") for i, p in enumerate([2, 3, 2, 3])]
+    rows += [urow(i, p, 3, "c") for i, p in enumerate([1, 9])]
+    rows += [urow(i, p, 4, "d") for i, p in enumerate([1, 2, 9])]
+    rows += [urow(i, p, 5, "e") for i, p in enumerate([1, 3])]
+    once, ev_once = run(tmp_path, rows, min_item_support=3, min_products_per_session=2)
+    assert 1 in set(ev_once.product_id)  # one pass: item 1 had 3 clicks when support was counted
+    report, ev = run(tmp_path, rows, min_item_support=3, min_session_events=2, min_products_per_session=2,
+                     iterative_filter=True)
+    assert set(ev.product_id) == {2, 3} and set(ev.user_session) == {"a", "b"}
+    assert report["iterative_filter_rounds"] == 4  # the last round drops nothing
+    assert sum(report["rows_dropped"].values()) + report["rows_kept"] == report["rows_read"]

@@ -107,7 +107,23 @@ def test_diginetica_source_runs_the_pipeline_on_the_reference_examples(tmp_path)
                                                  "local_dir": str(need(SHARED / "diginetica-sample"))},
                                         "model": {"name": "stan"}})
     sh(proj, env, "dvc", "repro")
+    data = json.loads((proj / "metrics/data_report.json").read_text())
+    assert data["items"] == 309 and data["items_without_side_information"] == 0  # product-categories.csv joined
+    assert data["categories"] == 88  # distinct category ids of those items
     test = json.loads((proj / "metrics/test.json").read_text())
     want_r, want_m = reference_table()[("stan", "diginetica-sample")]
     assert test["examples"] == 99
     assert abs(100 * test["R@20"] - want_r) <= 0.5 and abs(100 * test["MRR@20"] - want_m) <= 0.5
+
+
+def test_diginetica_categories_bad_line_is_named(tmp_path):
+    from sessionrec.sources.diginetica import write_item_categories
+    from sessionrec.sources.rees46 import SourceError
+
+    (tmp_path / "item_map.tsv").write_text("1\t100\n2\t200\n")
+    (tmp_path / "product-categories.csv").write_text("itemId;categoryId\n100;7\n200;x\n")
+    with pytest.raises(SourceError, match=r"product-categories.csv:3: .*'200;x'"):
+        write_item_categories(tmp_path, tmp_path)
+    (tmp_path / "product-categories.csv").write_text("itemId;categoryId\n100;7\n")
+    assert write_item_categories(tmp_path, tmp_path)["items_without_category"] == 1
+    assert (tmp_path / "item_categories.tsv").read_text() == "100\t7\n"

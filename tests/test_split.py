@@ -79,3 +79,26 @@ def test_sessions_too_short_after_unseen_drop_are_counted(tmp_path):
     rep = split_events(tmp_path / "ev.parquet", tmp_path / "out", "temporal", (0.6, 0.2, 0.2), 0, "min_max")
     assert rep["sessions_dropped_too_short"]["test"] == 1 and rep["rows_dropped_too_short"]["test"] == 1
     assert rep["test"]["sessions"] == 1
+
+
+def test_last_days_split_is_gru4recs(tmp_path):
+    """Sessions by start time against cuts one and two days before the end; a session running across a cut keeps
+    only its clicks before it (as the official rees46_preproc.py does)."""
+    day = 86400
+    end = 10 * day
+    sessions = [(1 * day, [(1, 1, 1.0), (2, 1, 1.0), (3, 1, 1.0)]),  # train
+                (end - 2 * day - 1, [(1, 1, 1.0), (2, 1, 1.0), (3, 1, 1.0)]),  # train, 2 clicks after the val cut
+                (end - 2 * day + 5, [(2, 1, 1.0), (3, 1, 1.0)]),  # val
+                (end - day - 2, [(3, 1, 1.0), (1, 1, 1.0), (2, 1, 1.0)]),  # val, its last click after the test cut
+                (end - day, [(1, 1, 1.0), (2, 1, 1.0)]),  # test
+                (end - 3, [(2, 1, 1.0), (3, 1, 1.0), (1, 1, 1.0)])]  # test, the last click is the end
+    make_events(tmp_path / "ev.parquet", sessions)
+    rep = split_events(tmp_path / "ev.parquet", tmp_path / "out", "last_days", (0.8, 0.1, 0.1), 0, "min_max",
+                       days=(1.0, 1.0))
+    parts = {s: pd.read_parquet(tmp_path / "out" / f"{s}.parquet") for s in ("train", "val", "test")}
+    assert rep["end"] == end and rep["test_cut"] == end - day and rep["val_cut"] == end - 2 * day
+    assert [rep[s]["sessions"] for s in ("train", "val", "test")] == [1, 2, 2]  # session 1: 1 click left
+    assert rep["rows_dropped_after_cut"] == 3  # 2 of session 1, 1 of session 3
+    assert parts["val"].groupby("session").size().tolist() == [2, 2] and parts["train"].ts.max() < end - 2 * day
+    assert parts["test"].groupby("session").size().tolist() == [2, 3]
+    assert rep["train_sessions_dropped_too_short_after_cut"] == 1

@@ -65,9 +65,14 @@ class DataParams:
 
 @dataclass(frozen=True)
 class FilterEncodeParams:
+    session_key: str = _f("user_session", choices=("user_session", "user_id"),
+                          doc="user_session (REES46's) | user_id (cut at gaps over session_gap_minutes)")
+    session_gap_minutes: float = _f(60.0, lo=0.0, hi=1e7, lo_open=True, doc="session_key=user_id: the gap that cuts")
+    iterative_filter: bool = _f(False, doc="repeat min_item_support and min_products_per_session until stable")
     limit_to_view_event: bool = _f(True)
     drop_listwise_nulls: list = _f([], doc="columns whose missing values drop the row")
-    min_products_per_session: int = _f(3, lo=2, doc="minimum distinct products per session")
+    min_products_per_session: int = _f(3, lo=1, doc="minimum distinct products per session")
+    min_session_events: int = _f(1, lo=1, doc="minimum events per session (repeats count)")
     normalization_method: str = _f("min_max", choices=("min_max", "zscore"))
     dedup_consecutive: bool = _f(True)
     min_item_support: int = _f(1, lo=1, doc="minimum events per product")
@@ -84,13 +89,17 @@ class FilterEncodeParams:
 
 @dataclass(frozen=True)
 class SplitParams:
-    split_method: str = _f("temporal", choices=("temporal", "random"))
+    split_method: str = _f("temporal", choices=("temporal", "random", "last_days"))
     train_split: float = _f(0.8, lo=0.0, hi=1.0, lo_open=True)
     val_split: float = _f(0.1, lo=0.0, hi=1.0, lo_open=True)
     test_split: float = _f(0.1, lo=0.0, hi=1.0, lo_open=True)
     seed: int = _f(42, lo=0)
+    test_days: float = _f(1.0, lo=0.0, hi=1e5, lo_open=True, doc="last_days: sessions starting in the last N days")
+    val_days: float = _f(1.0, lo=0.0, hi=1e5, lo_open=True, doc="last_days: the N days before test")
 
     def validate(self) -> None:
+        if self.split_method == "last_days":
+            return
         total = self.train_split + self.val_split + self.test_split
         if abs(total - 1.0) > 1e-6:
             raise ParamsError(f"split: train_split + val_split + test_split must be 1, got {total:g}")
@@ -182,6 +191,16 @@ PROTOCOLS = {
     # the reference SR-GNN preprocessing of DIGINETICA (data.local_dir: the folder of train-item-views.csv), every
     # prefix an example; validation carved from the end of its train
     "srgnn_diginetica": {"data": {"source": "diginetica"}, "graphs": {"targets": "all_prefixes"}},
+    # the official GRU4Rec's REES46 protocol (Hidasi & Czapp 2023, rees46_preproc.py): views only, sessions cut from
+    # user_id at gaps over split.session_gap_minutes (60), consecutive repeats removed, sessions of >= 2 events (a repeat
+    # left by a dropped item counts, as there) and items of >= 5 events until stable, sessions starting in the last split.test_days (1) as test and in the
+    # split.val_days (1) before as validation, training events before that cut, every position predicted.
+    # One bound: sessions longer than 200 events keep their last 200 (each example stores its whole prefix).
+    "gru4rec_rees46": {"filter_encode": {"session_key": "user_id", "limit_to_view_event": True,
+                                         "drop_listwise_nulls": [], "dedup_consecutive": True, "iterative_filter": True,
+                                         "min_item_support": 5, "min_session_events": 2,
+                                         "min_products_per_session": 1, "max_session_length": 200},
+                       "split": {"split_method": "last_days"}, "graphs": {"targets": "all_prefixes"}},
 }
 
 

@@ -7,9 +7,11 @@ DuckDB then runs the window / group-by work with a memory limit and spills to di
 
 Rules, applied in this order, each counted in the report (rows and sessions it dropped):
 ``unparseable_value`` (a field that does not parse as its type), ``missing_required`` (no event_time, event_type,
-product_id or user_session), ``limit_to_view_event``, ``drop_listwise_nulls`` (one rule per column),
-``dedup_consecutive``, ``min_item_support``, ``max_session_length`` (keep the last N events), and
-``min_products_per_session`` (distinct products).
+product_id or session key), ``limit_to_view_event``, ``drop_listwise_nulls`` (one rule per column), then (with
+``session_key: user_id``) sessions re-cut from each user's clicks at gaps over ``session_gap_minutes``,
+``dedup_consecutive``, ``min_item_support`` (with ``iterative_filter``: ``min_session_events`` and ``min_item_support`` alternately until
+neither drops a row, as the official GRU4Rec preprocessing does), ``max_session_length`` (keep the last N events),
+``min_products_per_session`` (distinct products) and ``min_session_events`` (events, repeats included).
 
 Encoding: product ids -> 1..N (0 is padding); ``category_code`` -> category / sub_category / element (``unknown`` for
 a missing level; levels past the third stay in element); category, sub_category, element and brand label-encoded
@@ -154,15 +156,20 @@ def filter_encode(raw_files: list[Path], params: FilterEncodeParams, out_dir: Pa
         rows, sessions = _rows_and_sessions(con, cur)
         report.result["sessions_read"] = sessions
 
+        n_tables = 0
+
         def step(name: str, sql: str) -> None:
             """Replace the current table by ``sql`` over it and count the rows and sessions the rule dropped."""
-            nonlocal cur, rows, sessions
-            new = f"s{len(report.dropped) + 1}"
+            nonlocal cur, rows, sessions, n_tables
+            n_tables += 1
+            new = f"s{n_tables}"
             con.execute(f"CREATE TABLE {new} AS {sql.format(src=cur)}")
             con.execute(f"DROP TABLE {cur}")
             cur = new
             n, s = _rows_and_sessions(con, cur)
-            report.dropped[name], report.sessions_dropped[name] = rows - n, sessions - s
+            # a rule applied more than once (iterative_filter) adds up its counts
+            report.dropped[name] = report.dropped.get(name, 0) + rows - n
+            report.sessions_dropped[name] = report.sessions_dropped.get(name, 0) + sessions - s
             rows, sessions = n, s
 
         raw_cols = "event_time_raw, price_raw, product_id_raw, category_id_raw, user_id_raw"
@@ -173,24 +180,52 @@ def filter_encode(raw_files: list[Path], params: FilterEncodeParams, out_dir: Pa
                  OR (price_raw IS NOT NULL AND (price IS NULL OR price < 0 OR isnan(price)))
                  OR (user_id_raw IS NOT NULL AND user_id IS NULL))""")
         step("missing_required", "SELECT * FROM {src} WHERE ts IS NOT NULL AND event_type IS NOT NULL "
-                                 "AND product_id IS NOT NULL AND user_session IS NOT NULL")
+                                 f"AND product_id IS NOT NULL AND {params.session_key} IS NOT NULL")
         if params.limit_to_view_event:
             step("limit_to_view_event", "SELECT * FROM {src} WHERE event_type = 'view'")
         for col in params.drop_listwise_nulls:
             step(f"drop_listwise_nulls.{col}", f"SELECT * FROM {{src}} WHERE {col} IS NOT NULL")
+        if params.session_key == "user_id":  # GRU4Rec's sessions: a user's clicks, cut where the gap exceeds the limit
+            gap = params.session_gap_minutes * 60
+            con.execute(f"""CREATE TABLE by_user AS SELECT * EXCLUDE (user_session, cut),
+                CAST(user_id AS VARCHAR) || '-' || CAST(sum(cut) OVER (PARTITION BY user_id ORDER BY ts, row)
+                    AS VARCHAR) AS user_session FROM (
+                SELECT *, CASE WHEN epoch(ts) - epoch(lag(ts) OVER (PARTITION BY user_id ORDER BY ts, row)) <= {gap}
+                    THEN 0 ELSE 1 END AS cut FROM {cur})""")
+            con.execute(f"DROP TABLE {cur}")
+            cur = "by_user"
+            before = sessions
+            rows, sessions = _rows_and_sessions(con, cur)
+            report.result["sessions_from_user_id"] = {"kaggle_user_sessions": before, "sessions": sessions,
+                                                      "gap_minutes": params.session_gap_minutes}
         if params.dedup_consecutive:
             step("dedup_consecutive", """SELECT * EXCLUDE (prev) FROM (
                 SELECT *, lag(product_id) OVER (PARTITION BY user_session ORDER BY ts, row) AS prev FROM {src})
                 WHERE prev IS NULL OR prev <> product_id""")
-        if params.min_item_support > 1:
-            step("min_item_support", f"""SELECT * FROM {{src}} WHERE product_id IN (
-                SELECT product_id FROM {{src}} GROUP BY product_id HAVING count(*) >= {params.min_item_support})""")
+        item_support = f"""SELECT * FROM {{src}} WHERE product_id IN (
+            SELECT product_id FROM {{src}} GROUP BY product_id HAVING count(*) >= {params.min_item_support})"""
+        session_products = f"""SELECT * FROM {{src}} WHERE user_session IN (
+            SELECT user_session FROM {{src}} GROUP BY user_session
+            HAVING count(DISTINCT product_id) >= {params.min_products_per_session})"""
+        session_events = f"""SELECT * FROM {{src}} WHERE user_session IN (
+            SELECT user_session FROM {{src}} GROUP BY user_session HAVING count(*) >= {params.min_session_events})"""
+        if params.iterative_filter:  # GRU4Rec's: short sessions, then rare items, until neither drops a row
+            rounds = 0
+            while True:
+                rows0, rounds = rows, rounds + 1
+                step("min_session_events", session_events)
+                step("min_item_support", item_support)
+                if rows == rows0 or rows == 0:
+                    break
+            report.result["iterative_filter_rounds"] = rounds
+        elif params.min_item_support > 1:
+            step("min_item_support", item_support)
         step("max_session_length", f"""SELECT * EXCLUDE (rk) FROM (
             SELECT *, row_number() OVER (PARTITION BY user_session ORDER BY ts DESC, row DESC) AS rk FROM {{src}})
             WHERE rk <= {params.max_session_length}""")
-        step("min_products_per_session", f"""SELECT * FROM {{src}} WHERE user_session IN (
-            SELECT user_session FROM {{src}} GROUP BY user_session
-            HAVING count(DISTINCT product_id) >= {params.min_products_per_session})""")
+        step("min_products_per_session", session_products)
+        if params.min_session_events > 1:
+            step("min_session_events", session_events)
         if rows == 0:
             raise ValueError("every row was filtered out; see the counts: " + repr(report.dropped))
 

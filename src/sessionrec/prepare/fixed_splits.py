@@ -3,8 +3,9 @@
 The reference already filtered and split; re-filtering would change its examples. This writes the same
 ``events.parquet`` columns as the REES46 path plus ``fixed_split`` (0 train, 2 test), which the split stage honours.
 Side information comes from the REES46 CSVs (``data.local_dir``) joined through ``item_map.tsv``: each product's
-category_code, brand and price at its last event in those files. Products without side information (no item map,
-or not in the CSVs) get ``unknown`` labels and a missing price, counted in the report.
+category_code, brand and price at its last event in those files; for DIGINETICA, its category from
+``item_categories.tsv`` (the category id as the category label; no brand, no price). Products without side
+information (no item map, or not in the CSVs) get ``unknown`` labels and a missing price, counted in the report.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from sessionrec.prepare.filter_encode import ENCODED_COLUMNS, VOCAB_JOINS, Report, create_levels_and_vocab, stage_csv
-from sessionrec.sources.splits import read_item_map, read_split
+from sessionrec.sources.splits import read_item_categories, read_item_map, read_split
 
 
 def events_from_splits(split_dir: Path, side_csvs: list[Path], out_dir: Path, memory_limit: str) -> dict:
@@ -55,6 +56,13 @@ def events_from_splits(split_dir: Path, side_csvs: list[Path], out_dir: Path, me
                        category_code, brand, TRY_CAST(price AS DOUBLE) AS price,
                        row_number() OVER (PARTITION BY product_id ORDER BY event_time DESC, row DESC) AS rk
                 FROM read_parquet([{files}])) WHERE rk = 1 AND product_id IS NOT NULL""")
+        elif (cats := read_item_categories(split_dir)) is not None:  # DIGINETICA: a category id per product
+            con.register("cats", pa.table({"product_id": pa.array(list(cats), pa.int64()),
+                                           "category_id": pa.array(list(cats.values()), pa.int64()),
+                                           "category_code": pa.array([str(c) for c in cats.values()], pa.string()),
+                                           "brand": pa.nulls(len(cats), pa.string()),
+                                           "price": pa.nulls(len(cats), pa.float64())}))
+            con.execute("CREATE TABLE side AS SELECT * FROM cats")
         else:
             con.execute("""CREATE TABLE side (product_id BIGINT, category_id BIGINT, category_code VARCHAR,
                            brand VARCHAR, price DOUBLE)""")
@@ -70,7 +78,9 @@ def events_from_splits(split_dir: Path, side_csvs: list[Path], out_dir: Path, me
             FROM levels l {VOCAB_JOINS}
             ORDER BY l.session, l.ts, l.row) TO '{out_dir / "events.parquet"}' (FORMAT parquet)""")
         con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, code) TO '{out_dir / 'vocab.parquet'}' (FORMAT parquet)")
-        report.result["rows_kept"] = con.execute("SELECT count(*) FROM levels").fetchone()[0]
+        report.result["rows_kept"], report.result["categories"], report.result["brands"] = con.execute(
+            "SELECT count(*), count(DISTINCT category_l) FILTER (WHERE has_side), "
+            "count(DISTINCT brand_l) FILTER (WHERE has_side AND brand IS NOT NULL) FROM levels").fetchone()
         con.close()
     report.result.update(source="splits", split_dir=str(split_dir), filters="none (the reference's own)",
                          seconds=round(time.time() - t0, 2))

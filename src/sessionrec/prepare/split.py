@@ -2,7 +2,9 @@
 
 ``temporal`` orders sessions by their start time (ties by session id) and cuts the sequence at the split fractions, so
 every validation session starts after every training one, and every test session after every validation one.
-``random`` shuffles sessions with a seed.
+``random`` shuffles sessions with a seed. ``last_days`` is the official GRU4Rec split: sessions starting in the last
+``test_days`` are test, those starting in the ``val_days`` before are validation, and train / validation keep only
+their clicks before the next cut (``last_days`` below).
 
 Fitted on the training events only, then applied to all three splits:
 
@@ -46,6 +48,31 @@ def assign_sessions(starts: np.ndarray, sessions: np.ndarray, method: str, fract
     return split
 
 
+DAY = 24 * 3600
+
+
+def last_days(ts: np.ndarray, event_session: np.ndarray, starts: np.ndarray, sessions: np.ndarray,
+              days: tuple) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The official GRU4Rec split (``rees46_preproc.py``): with ``end`` one second after the last click, sessions
+    starting in the last ``test_days`` are test, those starting in the ``val_days`` before are validation, the rest
+    train; train keeps only its clicks before the validation cut and validation only those before the test cut (a
+    session running across a cut is truncated there). Returns (split per session, events kept, the cut times)."""
+    val_days, test_days = days
+    end = int(ts.max()) + 1
+    test_cut = end - int(round(test_days * DAY))
+    val_cut = test_cut - int(round(val_days * DAY))
+    split = np.where(starts >= test_cut, 2, np.where(starts >= val_cut, 1, 0)).astype(np.int8)
+    ev_split = split[np.searchsorted(sessions, event_session)]
+    keep = ((ev_split == 0) & (ts < val_cut)) | ((ev_split == 1) & (ts < test_cut)) | (ev_split == 2)
+    # training sessions left with one click go before the catalogue is taken from train, as the official script
+    # drops them before training (its item set is that of the final train)
+    s_ids, s_len = np.unique(event_session[keep & (ev_split == 0)], return_counts=True)
+    short = np.isin(event_session, s_ids[s_len < MIN_SESSION_EVENTS]) & keep
+    return split, keep & ~short, {"val_cut": val_cut, "test_cut": test_cut, "end": end,
+                                  "rows_dropped_after_cut": int((~keep).sum()),
+                                  "train_sessions_dropped_too_short_after_cut": int((s_len < MIN_SESSION_EVENTS).sum())}
+
+
 def carve_validation(given: np.ndarray, starts: np.ndarray, sessions: np.ndarray, fractions: tuple) -> np.ndarray:
     """Fixed splits (``given``: 0 train, 2 test per session): the last ``val / (train + val)`` share of the given
     training sessions by start time becomes validation; the test sessions stay as given."""
@@ -84,7 +111,7 @@ def apply_vocab(codes: np.ndarray, vocab: np.ndarray, first_id: int, unseen_id: 
 
 
 def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple, seed: int,
-                 normalization: str) -> dict:
+                 normalization: str, days: tuple = (1.0, 1.0)) -> dict:
     """Write ``{train,val,test}.parquet``, ``catalogue.parquet`` and ``encoders.json``; return the split report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
@@ -97,11 +124,16 @@ def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple
     if fixed:
         split_of_session = carve_validation(ev["fixed_split"][first], starts, sess_ids, fractions)
         method = "fixed (validation carved from the end of the given train)"
+    elif method == "last_days":
+        split_of_session, in_time, cuts = last_days(ev["ts"], ev["session"], starts, sess_ids, days)
+        ev = {k: v[in_time] for k, v in ev.items()}
     else:
         split_of_session = assign_sessions(starts, sess_ids, method, fractions, seed)
     split = split_of_session[np.searchsorted(sess_ids, ev["session"])]
     train = split == 0
     report = {"split_method": method, "sessions_in": int(len(sess_ids))}
+    if method == "last_days":
+        report.update(cuts)
 
     # the catalogue: training products; with fixed splits, those of the given train (validation included), so test
     # examples are ranked over the same N items as the reference's

@@ -32,6 +32,33 @@ TEST_DAYS = 7
 
 
 VIEW_FILES = ("train-item-views.csv", "sample_train-item-views.csv")
+CATEGORIES_FILE = "product-categories.csv"  # itemId;categoryId
+
+
+def write_item_categories(local_dir: str | Path, out_dir: Path) -> dict:
+    """Side information: ``item_categories.tsv`` (``original item id<TAB>category id``) in ``out_dir`` for the items
+    of its ``item_map.tsv``, from ``product-categories.csv`` in ``local_dir`` when that file is there. A malformed
+    line is an error naming it; items without a category are counted (they get the ``unknown`` label)."""
+    path = Path(local_dir) / CATEGORIES_FILE
+    if not path.is_file():
+        return {"categories_file": None}
+    wanted = {int(line.split("\t")[1]) for line in (out_dir / "item_map.tsv").read_text().splitlines() if line}
+    found = {}
+    with open(path, newline="") as f:
+        reader = csv.reader(f, delimiter=";")
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header] != ["itemId", "categoryId"]:
+            raise SourceError(f"{path}: expected the header 'itemId;categoryId', got {header!r}")
+        for n, row in enumerate(reader, 2):
+            try:
+                item, cat = (int(x) for x in row)
+            except ValueError:
+                raise SourceError(f"{path}:{n}: expected 'itemId;categoryId' integers, got {';'.join(row)!r}") from None
+            if item in wanted:
+                found[item] = cat
+    (out_dir / "item_categories.tsv").write_text("".join(f"{i}\t{c}\n" for i, c in sorted(found.items())))
+    return {"categories_file": path.name, "items_with_category": len(found),
+            "items_without_category": len(wanted - set(found))}
 
 
 def find_views(local_dir: str | Path) -> Path:

@@ -48,6 +48,10 @@ def fetch_raw(params: DataParams, raw_dir: Path) -> dict:
         log.info("diginetica %s: %d rows, %d sessions -> %d train / %d test sessions, %d items", views.name,
                  report["rows"], report["sessions"], report["train_sessions"], report["test_sessions"],
                  report["items"])
+        side = diginetica.write_item_categories(params.local_dir, raw_dir / "splits")
+        if side["categories_file"]:
+            log.info("diginetica %s: categories of %d items (%d without one)", side["categories_file"],
+                     side["items_with_category"], side["items_without_category"])
         split_files = sorted((raw_dir / "splits").glob("*.tsv"))
     if params.source == "synthetic":
         sp = params.synthetic

@@ -6,7 +6,8 @@ A split folder (e.g. ``../shared/data/splits/rees46-oct-head``) holds, per split
 * ``{split}_sessions.tsv``: ``index<TAB>original session id<TAB>unix time<TAB>space-separated item ids``;
 * ``{split}_meta.tsv``: per example (same order as ``{split}.tsv``) ``session index<TAB>unix time``;
 
-and optionally ``item_map.tsv`` (``item id<TAB>original product_id``) to join REES46 side information.
+and optionally ``item_map.tsv`` (``item id<TAB>original product_id``) to join REES46 side information, and
+``item_categories.tsv`` (``original product id<TAB>category id``, DIGINETICA's ``product-categories.csv``).
 
 The sessions are turned back into click events: click ``j < L`` of a session takes the time of its example with
 ``j`` input clicks, the last click the session's time. Every example that our all-prefix builder makes from these
@@ -24,7 +25,7 @@ from sessionrec.sources.rees46 import SourceError
 
 SPLIT_NAMES = ("train", "test")
 REQUIRED = tuple(f"{s}{suffix}" for s in SPLIT_NAMES for suffix in (".tsv", "_sessions.tsv", "_meta.tsv"))
-OPTIONAL = ("item_map.tsv", "stats.json")
+OPTIONAL = ("item_map.tsv", "item_categories.tsv", "stats.json")
 
 
 def copy_split_files(split_dir: str | Path, dst: Path) -> list[Path]:
@@ -95,6 +96,13 @@ def read_split(folder: Path, split: str) -> dict:
             "session_index": np.repeat(np.arange(len(sessions)), lengths),
             "item": np.concatenate([s[2] for s in sessions]).astype(np.int64),
             "ts": np.concatenate(times).astype(np.int64), "examples": len(examples)}
+
+
+def read_item_categories(folder: Path) -> dict[int, int] | None:
+    path = folder / "item_categories.tsv"
+    if not path.exists():
+        return None
+    return {int(r[0]): int(r[1]) for r in _lines(path)}
 
 
 def read_item_map(folder: Path) -> dict[int, int] | None:
