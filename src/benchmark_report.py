@@ -1,9 +1,11 @@
 """Stage ``benchmark_report``: every ``metrics/benchmark/MODEL-SEED.json`` (and the hybrid's) -> mean and standard deviation over seeds
 per model (``metrics/benchmark.json``), a comparison chart (``plots/benchmark.png``, ``plots/benchmark.csv``), and
 the Markdown table (printed; ``python src/benchmark_report.py --readme NAME`` also writes it into README.md between
-``<!-- benchmark:NAME -->`` markers)."""
+``<!-- benchmark:NAME -->`` markers; ``--summary FILE`` renders a saved summary, e.g. one of ``benchmarks/results/``,
+made on other data)."""
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -17,7 +19,15 @@ from sessionrec.params import load_params
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--readme", help="also write the table into README.md between <!-- benchmark:NAME --> markers")
+    ap.add_argument("--summary", help="render this saved metrics/benchmark.json (e.g. benchmarks/results/*.json) "
+                                      "instead of aggregating the runs")
     args = ap.parse_args()
+    if args.summary:
+        table = markdown_table(json.loads(Path(args.summary).read_text()))
+        print(table)
+        if args.readme:
+            replace_in_readme(Path("README.md"), args.readme, table)
+        return
     params = load_params(paths.PARAMS)
     bp = params.benchmark
     runs = []
@@ -30,7 +40,8 @@ def main() -> None:
     summary = aggregate(runs, params.evaluate.top_k)
     summary["_setup"] = {"data": params.data.source, "splits_dir": params.data.splits_dir,
                          "seeds": list(bp.seeds), "refit": bp.refit,
-                         "hybrid_nets": list(params.model.hybrid_nets)}
+                         "hybrid_nets": list(params.model.hybrid_nets), "protocol": params.protocol,
+                         "model": {k: v for k, v in dataclasses.asdict(params.model).items() if k not in ("name", "seed")}}
     write_json(paths.BENCHMARK, summary)
     write_csv(summary, paths.PLOTS / "benchmark.csv")
     plot(summary, paths.PLOTS / "benchmark.png")

@@ -31,3 +31,16 @@ def test_benchmark_runs_every_cell_and_the_hybrid_reuses_the_networks_runs(tmp_p
 
     r = sh(proj, env, sys.executable, "src/benchmark.py", "hybrid", "7", check=False)
     assert r.returncode == 2 and "models/benchmark/gru4rec-7.pt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_stage_trains_the_hybrids_networks_then_chooses_its_weights(tmp_path):
+    """``dvc repro`` with ``model.name: hybrid``: each network trained (its own best epoch), then the blend, refitted."""
+    proj, env = project_copy(tmp_path, {**TINY, "model": {**TINY["model"], "name": "hybrid",
+                                                          "hybrid_nets": ["gru4rec", "srgnn"]}})
+    r = sh(proj, env, "dvc", "repro")
+    log = r.stdout + r.stderr
+    assert "hybrid: training its network gru4rec" in log and "hybrid: training its network srgnn" in log
+    val = json.loads((proj / "metrics/val.json").read_text())
+    assert set(val["best_epoch"]) == {"gru4rec", "srgnn"} and all(1 <= e <= 2 for e in val["best_epoch"].values())
+    test = json.loads((proj / "metrics/test.json").read_text())
+    assert 0 <= test["MRR@20"] <= test["R@20"] <= 1 and test["examples"] > 0
