@@ -7,9 +7,9 @@ network (GRU4Rec) and session-graph networks (SR-GNN, the GNN with side informat
 ones included, and disagree on the order of the head. For networks ``m = 1..M`` (``hybrid_nets``) and STAN:
 
 .. math::
-    \hat y = \sum_{m=1}^{M} w_m \log\big(\mathrm{softmax}(\hat z_m) + \epsilon\big)
-            + w_{M+1} \log\Big(\frac{\hat z_{stan}}{\max_j \hat z_{stan, j}} + \epsilon\Big)
-            + 10^{-9} \, \frac{1}{M} \sum_m \mathrm{softmax}(\hat z_m), \qquad w \in \Delta^{M}, \ \epsilon = 10^{-6}
+    \\hat y = \\sum_{m=1}^{M} w_m \\log\\big(\\mathrm{softmax}(\\hat z_m) + \\epsilon\\big)
+            + w_{M+1} \\log\\Big(\\frac{\\hat z_{stan}}{\\max_j \\hat z_{stan, j}} + \\epsilon\\Big)
+            + 10^{-9} \\, \\frac{1}{M} \\sum_m \\mathrm{softmax}(\\hat z_m), \\qquad w \\in \\Delta^{M}, \\ \\epsilon = 10^{-6}
 
 a weighted geometric mean of the parts' normalised scores (log-linear pooling): an item must be likely under every
 weighted part, so STAN's silence (score 0, ``log eps``) demotes what the networks alone would rank, and the networks
