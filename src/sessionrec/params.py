@@ -68,7 +68,7 @@ class FilterEncodeParams:
     session_key: str = _f("user_session", choices=("user_session", "user_id"),
                           doc="user_session (REES46's) | user_id (cut at gaps over session_gap_minutes)")
     session_gap_minutes: float = _f(60.0, lo=0.0, hi=1e7, lo_open=True, doc="session_key=user_id: the gap that cuts")
-    iterative_filter: bool = _f(False, doc="repeat min_item_support and min_products_per_session until stable")
+    iterative_filter: bool = _f(False, doc="repeat min_session_events and min_item_support until stable")
     limit_to_view_event: bool = _f(True)
     drop_listwise_nulls: list = _f([], doc="columns whose missing values drop the row")
     min_products_per_session: int = _f(3, lo=1, doc="minimum distinct products per session")
@@ -127,7 +127,8 @@ class ModelParams:
     seed: int = _f(42, lo=0)
     num_threads: int = _f(0, lo=0, hi=256, doc="torch CPU threads; 0 = OMP_NUM_THREADS or all cores")
     refit: bool = _f(True, doc="after the choice on validation, retrain it on train + validation")
-    hybrid_nets: list = _f(["gru4rec", "srgnn", "graph_with_embeddings_and_attention"], doc="hybrid: the networks blended with STAN")
+    hybrid_nets: list = _f(["gru4rec", "srgnn", "graph_with_embeddings_and_attention"],
+                           doc="hybrid: the networks blended with STAN")
     knn_k: int = _f(100, lo=1, hi=100_000, doc="session-kNN: neighbours")
     knn_sample_size: int = _f(0, lo=0, hi=10_000_000, doc="session-kNN: most recent candidates; 0 = published default")
     stan_lambda_spw: float = _f(1.02, lo=0.0, hi=1e6, lo_open=True, doc="STAN: session position decay")
@@ -192,10 +193,11 @@ PROTOCOLS = {
     # prefix an example; validation carved from the end of its train
     "srgnn_diginetica": {"data": {"source": "diginetica"}, "graphs": {"targets": "all_prefixes"}},
     # the official GRU4Rec's REES46 protocol (Hidasi & Czapp 2023, rees46_preproc.py): views only, sessions cut from
-    # user_id at gaps over split.session_gap_minutes (60), consecutive repeats removed, sessions of >= 2 events (a repeat
-    # left by a dropped item counts, as there) and items of >= 5 events until stable, sessions starting in the last split.test_days (1) as test and in the
-    # split.val_days (1) before as validation, training events before that cut, every position predicted.
-    # One bound: sessions longer than 200 events keep their last 200 (each example stores its whole prefix).
+    # user_id at gaps over filter_encode.session_gap_minutes (60), consecutive repeats removed, sessions of >= 2
+    # events (a repeat left by a dropped item counts, as there) and items of >= 5 events until stable, sessions
+    # starting in the last split.test_days (1) as test and in the split.val_days (1) before as validation, training
+    # events before that cut, every position predicted. One bound: sessions longer than 200 events keep their last
+    # 200 (each example stores its whole prefix).
     "gru4rec_rees46": {"filter_encode": {"session_key": "user_id", "limit_to_view_event": True,
                                          "drop_listwise_nulls": [], "dedup_consecutive": True, "iterative_filter": True,
                                          "min_item_support": 5, "min_session_events": 2,

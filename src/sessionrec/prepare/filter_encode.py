@@ -9,9 +9,10 @@ Rules, applied in this order, each counted in the report (rows and sessions it d
 ``unparseable_value`` (a field that does not parse as its type), ``missing_required`` (no event_time, event_type,
 product_id or session key), ``limit_to_view_event``, ``drop_listwise_nulls`` (one rule per column), then (with
 ``session_key: user_id``) sessions re-cut from each user's clicks at gaps over ``session_gap_minutes``,
-``dedup_consecutive``, ``min_item_support`` (with ``iterative_filter``: ``min_session_events`` and ``min_item_support`` alternately until
-neither drops a row, as the official GRU4Rec preprocessing does), ``max_session_length`` (keep the last N events),
-``min_products_per_session`` (distinct products) and ``min_session_events`` (events, repeats included).
+``dedup_consecutive``, ``min_item_support`` (with ``iterative_filter``: ``min_session_events`` and
+``min_item_support`` alternately until neither drops a row, as the official GRU4Rec preprocessing does),
+``max_session_length`` (keep the last N events), ``min_products_per_session`` (distinct products) and
+``min_session_events`` (events, repeats included).
 
 Encoding: product ids -> 1..N (0 is padding); ``category_code`` -> category / sub_category / element (``unknown`` for
 a missing level; levels past the third stay in element); category, sub_category, element and brand label-encoded
