@@ -24,6 +24,7 @@ BENCHMARK = METRICS / "benchmark.json"
 BENCHMARK_MODELS = Path("models/benchmark")
 HYBRID_RUNS = METRICS / "benchmark-hybrid"  # the hybrid's cells read BENCHMARK_MODELS, so they write elsewhere
 HYBRID_MODELS = Path("models/benchmark-hybrid")
+TRAINING_PNG = PLOTS / "training.png"
 
 
 def benchmark_run(name: str, seed: int, suffix: str) -> Path:
@@ -33,7 +34,6 @@ def benchmark_run(name: str, seed: int, suffix: str) -> Path:
     if suffix == "json":
         return (HYBRID_RUNS if hybrid else BENCHMARK_RUNS) / f"{name}-{seed}.json"
     return (HYBRID_MODELS if hybrid else BENCHMARK_MODELS) / f"{name}-{seed}.pt"
-TRAINING_PNG = PLOTS / "training.png"
 
 
 def graph_store(split: str) -> Path:

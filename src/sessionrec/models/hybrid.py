@@ -97,13 +97,17 @@ class Hybrid(nn.Module):
         return torch.stack([*probs, k])
 
     @staticmethod
-    def blended(parts: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """Log-linear pooling of ``parts`` (M + 1, B, N) with weights ``w`` (M + 1,), plus the tie-break term."""
-        tie = parts[:-1].mean(dim=0)
-        return mask_padding(torch.einsum("m,mbn->bn", w, torch.log(parts + EPS)) + TIE * tie)
+    def pool_inputs(parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the pooling needs from ``parts`` (M + 1, B, N), once per batch: their logs, and the tie-break term."""
+        return torch.log(parts + EPS), TIE * parts[:-1].mean(dim=0)
+
+    @staticmethod
+    def pool(logs: torch.Tensor, tie: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Log-linear pooling with weights ``w`` (M + 1,), plus the tie-break term; (B, N), padding at -inf."""
+        return mask_padding(torch.einsum("m,mbn->bn", w, logs) + tie)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        return self.blended(self.parts(batch, with_knn=bool(self.weights[-1] > 0)), self.weights)
+        return self.pool(*self.pool_inputs(self.parts(batch, with_knn=bool(self.weights[-1] > 0))), self.weights)
 
     @torch.no_grad()
     def tune(self, store, batch_size: int, ks, ties: str, device) -> dict:
@@ -118,12 +122,9 @@ class Hybrid(nn.Module):
         sums, n = torch.zeros(len(grid), dtype=torch.float64), 0
         for batch in store.iter_batches(batch_size):
             batch = batch.to(device)
-            parts = self.parts(batch)
-            tie = TIE * parts[:-1].mean(dim=0)
-            logs = torch.log(parts + EPS)
+            logs, tie = self.pool_inputs(self.parts(batch))
             for i, w in enumerate(ws):
-                scores = torch.einsum("m,mbn->bn", w, logs).add_(tie)
-                scores[:, 0] = -torch.inf
+                scores = self.pool(logs, tie, w)
                 mrr = metrics_from_counts(*rank_counts(scores, batch.target, masked=True), [20], ties)["MRR@20"]
                 sums[i] += mrr.sum().cpu()
             n += batch.size

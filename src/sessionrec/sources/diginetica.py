@@ -23,7 +23,7 @@ import datetime as dt
 from pathlib import Path
 
 from sessionrec.sources.rees46 import SourceError
-from sessionrec.sources.splits import write_split_files
+from sessionrec.sources.splits import read_item_map, write_split_files
 
 COLUMNS = {"session_id": ("session_id", "sessionId"), "item_id": ("item_id", "itemId"),
            "timeframe": ("timeframe",), "eventdate": ("eventdate",)}
@@ -42,7 +42,7 @@ def write_item_categories(local_dir: str | Path, out_dir: Path) -> dict:
     path = Path(local_dir) / CATEGORIES_FILE
     if not path.is_file():
         return {"categories_file": None}
-    wanted = {int(line.split("\t")[1]) for line in (out_dir / "item_map.tsv").read_text().splitlines() if line}
+    wanted = set(read_item_map(out_dir).values())
     found = {}
     with open(path, newline="") as f:
         reader = csv.reader(f, delimiter=";")

@@ -98,18 +98,21 @@ def read_split(folder: Path, split: str) -> dict:
             "ts": np.concatenate(times).astype(np.int64), "examples": len(examples)}
 
 
-def read_item_categories(folder: Path) -> dict[int, int] | None:
-    path = folder / "item_categories.tsv"
+def _int_pairs(path: Path) -> dict[int, int] | None:
+    """``first column -> second column`` of a two-column integer TSV, or None when the file is absent."""
     if not path.exists():
         return None
     return {int(r[0]): int(r[1]) for r in _lines(path)}
 
 
 def read_item_map(folder: Path) -> dict[int, int] | None:
-    path = folder / "item_map.tsv"
-    if not path.exists():
-        return None
-    return {int(r[0]): int(r[1]) for r in _lines(path)}
+    """``item id -> original product id`` (``item_map.tsv``)."""
+    return _int_pairs(folder / "item_map.tsv")
+
+
+def read_item_categories(folder: Path) -> dict[int, int] | None:
+    """``original product id -> category id`` (``item_categories.tsv``)."""
+    return _int_pairs(folder / "item_categories.tsv")
 
 
 def write_split_files(out_dir: Path, splits: dict, item_map: dict | None = None) -> None:
