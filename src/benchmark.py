@@ -9,7 +9,6 @@ of this seed are read back from ``models/benchmark/``, so the hybrid blends the 
 training seconds are those networks' plus its own (STAN and the choice of weights).
 """
 
-import dataclasses
 import logging
 import sys
 import time
@@ -52,8 +51,8 @@ def main() -> None:
         given = {net: load_run(net, seed) for net in params.model.hybrid_nets}
         for net, t in given.items():
             if t.config != model_config(with_model(params, name=net)):
-                raise ValueError(f"{paths.benchmark_run(net, seed, 'pt')}: made with other params than this hybrid's; rerun "
-                                 f"`dvc repro benchmarks/dvc.yaml`")
+                raise ValueError(f"{paths.benchmark_run(net, seed, 'pt')}: made with other params than this hybrid's; "
+                                 f"rerun `dvc repro benchmarks/dvc.yaml`")
     t = train_and_choose(params, given=given)
     save_checkpoint(paths.benchmark_run(name, seed, "pt"), t.config, t.state,
                     {"chosen_state": t.chosen_state, "best_epoch": t.best_epoch, "val": t.val, "seconds": t.seconds,
@@ -67,8 +66,9 @@ def main() -> None:
     t0 = time.perf_counter()
     metrics, _ = evaluate_test(model, test, ep.top_k, ep.ties, ep.batch_size, device, t.config["n_items"])
     infer = time.perf_counter() - t0
-    out = {"model": name, "seed": seed, **metrics, "best_epoch": t.best_epoch, **({"parts": t.parts} if t.parts else {}),
-           **({"weights": dict(zip([*model.net_names, "stan"], model.weights.tolist()))} if name == "hybrid" else {}),
+    out = {"model": name, "seed": seed, **metrics, "best_epoch": t.best_epoch,
+           **({"parts": t.parts} if t.parts else {}),
+           **({"weights": dict(zip(model.part_names, model.weights.tolist()))} if name == "hybrid" else {}),
            "val_R@20": t.val["R@20"], "val_MRR@20": t.val["MRR@20"], "refit": params.model.refit,
            "train_seconds": round(t.seconds, 3),
            "train_examples_per_second": round(t.examples_seen / t.seconds, 1) if t.examples_seen else None,

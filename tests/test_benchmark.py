@@ -23,7 +23,8 @@ def test_benchmark_runs_every_cell_and_the_hybrid_reuses_the_networks_runs(tmp_p
         hyb = json.loads((proj / f"metrics/benchmark-hybrid/hybrid-{seed}.json").read_text())
         assert hyb["parts"] == {"gru4rec": gru["best_epoch"]}  # the very network of the gru4rec row
         assert hyb["train_seconds"] >= gru["train_seconds"]  # and its cost is counted
-        assert abs(sum(hyb["weights"].values()) - 1) < 1e-9 and set(hyb["weights"]) == {"gru4rec", "stan"}
+        assert abs(sum(hyb["weights"].values()) - 1) < 1e-9 and set(hyb["weights"]) == {"gru4rec", "stan",
+                                                                                "repeat_last", "repeat_earlier"}
         # the hybrid's validation score is the best of its grid, which holds both of its parts alone
         assert hyb["val_MRR@20"] >= gru["val_MRR@20"] - 1e-9
     assert "| `hybrid` |" in sh(proj, env, sys.executable, "src/benchmark_report.py").stdout

@@ -66,13 +66,47 @@ def test_hybrid_learns_the_planted_map_from_its_networks_and_weights_chosen_on_v
     model = build_model(hcfg)
     model.load_state_dict(state)
     w = model.weights.tolist()
-    assert len(curve) == 66 and abs(sum(w) - 1) < 1e-9
+    assert model.part_names == ["gru4rec", "srgnn", "stan", "repeat_last", "repeat_earlier"]
+    assert len(curve) == 1001 and abs(sum(w) - 1) < 1e-9  # 5 parts, steps of 0.1
     assert curve[tuple(w)] == max(curve.values()) and metrics["MRR@20"] == pytest.approx(curve[tuple(w)])
-    assert curve[(0.0, 1.0, 0.0)] < 0.5 * max(curve.values())  # the untrained network alone is a poor choice
+    assert curve[(0.0, 1.0, 0.0, 0.0, 0.0)] < 0.5 * max(curve.values())  # the untrained network alone is poor
     _, acc = score_store(model, test, 256, [1, 20], "expected", "cpu")
     assert acc.result()["R@1"] > 0.9, (w, acc.result())
     with pytest.raises(ValueError, match="trained one by one"):
         fit(hcfg, train, val, cfg, train_events=events)
+
+
+def repeat_store(path, n_sessions, seed):
+    """Sessions ``a b a``: the target is the session's earlier click, never its last one; items drawn at random."""
+    rng = np.random.default_rng(seed)
+    items = np.concatenate([[a, b, a] for a, b in (rng.choice(np.arange(1, N_ITEMS + 1), 2, replace=False)
+                                                   for _ in range(n_sessions))])
+    sessions = np.repeat(np.arange(n_sessions), 3)
+    feats = {f: (items if f == "item" else np.ones_like(items)) for f in
+             ("item", "category", "sub_category", "element", "brand")}
+    feats["price"] = np.zeros(len(items), np.float32)
+    write_store(path, build_examples(sessions, feats, "last"), 256)
+    return GraphStore(path), {"session": sessions, "item": items, "ts": np.zeros(len(items), np.int64)}
+
+
+def test_hybrid_repeat_parts_lift_the_sessions_own_items_when_validation_says_so(tmp_path):
+    """Untrained networks and STAN cannot know that the target is the session's earlier click; the repeat parts can,
+    and the weights chosen on validation put more mass on the earlier-clicks indicator than on the last click's."""
+    (_, events), (val, _), (test, _) = (repeat_store(tmp_path / f"{s}.lmdb", 200, i)
+                                        for i, s in enumerate(("train", "val", "test")))
+    hcfg = {**config("hybrid"), "hybrid_nets": ["gru4rec"]}
+    cfg = TrainConfig(lr=0.01, weight_decay=0.0, batch_size=64, epochs=1, use_scheduler=False, patience=1, seed=0)
+    state, _, curve = fit_blend(hcfg, {"gru4rec": build_model(config("gru4rec")).state_dict()}, val, cfg, events)
+    model = build_model(hcfg)
+    model.load_state_dict(state)
+    w = dict(zip(model.part_names, model.weights.tolist()))
+    assert w["repeat_earlier"] > w["repeat_last"], w
+    without = max(v for k, v in curve.items() if k[-2:] == (0.0, 0.0))
+    assert without < 0.8 < 0.99 < max(curve.values()), without  # best without the repeat parts, best with
+    _, acc = score_store(model, test, 256, [1, 20], "expected", "cpu")
+    assert acc.result()["R@1"] > 0.99, (w, acc.result())
+    parts = model.repeat_parts(test.batch(np.arange(3)), N_ITEMS + 1)  # (2, B, N): exactly b, then exactly a
+    assert parts.shape == (2, 3, N_ITEMS + 1) and (parts.sum(-1) == 1).all()
 
 
 def test_pop_ranks_by_training_frequency(planted):

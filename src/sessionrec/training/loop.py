@@ -281,10 +281,10 @@ def fit_blend(config: dict, net_states: dict, val: GraphStore, cfg: TrainConfig,
     model = build_model(config).to(device)
     model.load_nets(net_states)
     fit_clicks(model, train_events)
-    curve = model.tune(val, cfg.batch_size, cfg.top_k, cfg.ties, device)
+    curve = model.tune(val, cfg.batch_size, cfg.ties, device)
     metrics = validate(model, val, cfg, device)
     log.info("hybrid weights chosen on validation: %s -> val R@20 %.4f, MRR@20 %.4f (best 5 of %d: %s)",
-             dict(zip([*model.net_names, "stan"], model.weights.tolist())), metrics["R@20"], metrics["MRR@20"],
+             dict(zip(model.part_names, model.weights.tolist())), metrics["R@20"], metrics["MRR@20"],
              len(curve), {str(w): round(v, 4) for w, v in sorted(curve.items(), key=lambda kv: -kv[1])[:5]})
     return copy.deepcopy(model.state_dict()), metrics, curve
 

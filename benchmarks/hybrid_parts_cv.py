@@ -1,0 +1,113 @@
+"""Which repeat parts should the hybrid pool? A study on validation only, from a benchmark's saved network runs.
+
+For each seed: the networks of ``model.hybrid_nets`` as chosen on validation (``models/benchmark/NET-SEED.pt``,
+``chosen_state``: trained on the train split only), STAN fitted on the train split, and candidate repeat parts, all
+scored on the validation split. The weight choice of ``Hybrid.tune`` (best MRR@20 on the simplex grid of step 0.1) is
+cross-validated inside validation: 2 folds by session, weights chosen on one fold, MRR@20 and R@20 measured on the
+other. Variants: no repeat part; within-session frequency (normalised by its maximum); recency-decayed frequency
+(0.5 per step back); the last-click and earlier-clicks indicators (what ``hybrid.py`` uses). Run it in a project whose
+``dvc repro benchmarks/dvc.yaml`` is done:
+
+    python benchmarks/hybrid_parts_cv.py --seeds 1 2 3 [--max-examples 1200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from sessionrec import paths  # noqa: E402
+from sessionrec.graphs.store import GraphStore  # noqa: E402
+from sessionrec.metrics import metrics_from_counts, rank_counts  # noqa: E402
+from sessionrec.models import build_model  # noqa: E402
+from sessionrec.models.hybrid import EPS, TIE, simplex_grid  # noqa: E402
+from sessionrec.params import load_params  # noqa: E402
+from sessionrec.training.run import read_events  # noqa: E402
+
+
+def frequency_parts(batch, n_items: int) -> dict:
+    """Within-session click counts, plain and decayed by 0.5 per step back from the last click, each over its max."""
+    B, L = batch.alias.shape
+    seq, m = batch.item[batch.alias] * batch.mask, batch.mask.double()
+    back = (batch.length.unsqueeze(1) - 1 - torch.arange(L).unsqueeze(0)).clamp_min(0).double()
+    out = {}
+    for name, w in (("frequency", m), ("recency", m * 0.5 ** back)):
+        c = torch.zeros(B, n_items, dtype=torch.float64).scatter_add_(1, seq, w)
+        c[:, 0] = 0
+        out[name] = c / c.amax(1, keepdim=True)
+    return out
+
+
+def study(seed: int, nets: list, max_examples: int) -> dict:
+    runs = {n: torch.load(paths.benchmark_run(n, seed, "pt"), weights_only=True) for n in nets}
+    config = {**runs[nets[0]]["config"], "name": "hybrid"}
+    model = build_model(config)
+    model.load_nets({n: r["chosen_state"] for n, r in runs.items()})
+    ev = read_events("train")
+    model.fit_events(ev["session"], ev["item"], ev["ts"])
+    model.eval()
+    n_items, parts, extra, target, session = config["n_items"], [], {}, [], []
+    val = GraphStore(paths.graph_store("val"))
+    with torch.no_grad():
+        for b in val.iter_batches(256):
+            parts.append(model.parts(b))
+            for k, v in frequency_parts(b, n_items).items():
+                extra.setdefault(k, []).append(v)
+            target.append(b.target)
+            session.append(b.session)
+    val.close()
+    parts, target, session = torch.cat(parts, 1), torch.cat(target), torch.cat(session)
+    extra = {k: torch.cat(v).unsqueeze(0) for k, v in extra.items()}
+    if len(target) > max_examples:
+        keep = torch.from_numpy(np.random.default_rng(0).choice(len(target), max_examples, replace=False))
+        parts, target, session = parts[:, keep], target[keep], session[keep]
+        extra = {k: v[:, keep] for k, v in extra.items()}
+    fold = torch.unique(session, return_inverse=True)[1] % 2
+    base = parts[:len(nets) + 1]
+    variants = {"none": base, "frequency": torch.cat([base, extra["frequency"]]),
+                "recency": torch.cat([base, extra["recency"]]), "last+earlier": parts}
+    out = {}
+    for name, p in variants.items():
+        logs, tie = torch.log(p + EPS), TIE * p[:len(nets)].mean(0)
+        grid = torch.tensor(simplex_grid(p.shape[0]), dtype=torch.float64)
+        per = {"MRR@20": [], "R@20": []}
+        for w in grid:
+            scores = (torch.einsum("m,mbn->bn", w, logs) + tie).masked_fill(torch.arange(n_items) == 0, -torch.inf)
+            m = metrics_from_counts(*rank_counts(scores, target, masked=True), [20], "expected")
+            per["MRR@20"].append(m["MRR@20"])
+            per["R@20"].append(m["R@20"])
+        mrr, r20 = torch.stack(per["MRR@20"]), torch.stack(per["R@20"])  # (grid, examples)
+        held = [(mrr[mrr[:, fold == f].mean(1).argmax(), fold != f].mean().item(),
+                 r20[mrr[:, fold == f].mean(1).argmax(), fold != f].mean().item()) for f in (0, 1)]
+        best = int(mrr.mean(1).argmax())
+        out[name] = {"cv_MRR@20": round(100 * float(np.mean([h[0] for h in held])), 2),
+                     "cv_R@20": round(100 * float(np.mean([h[1] for h in held])), 2),
+                     "val_MRR@20_at_best": round(100 * mrr[best].mean().item(), 2),
+                     "best_weights": [round(x, 1) for x in grid[best].tolist()]}
+    return {"seed": seed, "examples": len(target), **out}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--max-examples", type=int, default=10**9, help="validation examples drawn at random (seed 0)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    nets = list(load_params(paths.PARAMS).model.hybrid_nets)
+    rows = [study(seed, nets, args.max_examples) for seed in args.seeds]
+    for r in rows:
+        print(json.dumps(r))
+    for name in rows[0]:
+        if isinstance(rows[0][name], dict):
+            print(f"{name:>13}: held-out MRR@20 {np.mean([r[name]['cv_MRR@20'] for r in rows]):.2f}, "
+                  f"R@20 {np.mean([r[name]['cv_R@20'] for r in rows]):.2f} (mean over seeds {args.seeds})")
+
+
+if __name__ == "__main__":
+    main()
