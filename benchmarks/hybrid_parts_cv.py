@@ -5,7 +5,8 @@ For each seed: the networks of ``model.hybrid_nets`` as chosen on validation (``
 scored on the validation split. The weight choice of ``Hybrid.tune`` (best MRR@20 on the simplex grid of step 0.1) is
 cross-validated inside validation: 2 folds by session, weights chosen on one fold, MRR@20 and R@20 measured on the
 other. Variants: no repeat part; within-session frequency (normalised by its maximum); recency-decayed frequency
-(0.5 per step back); the last-click and earlier-clicks indicators (what ``hybrid.py`` uses). Run it in a project whose
+(0.5 per step back); the last-click and earlier-clicks indicators, with the weights chosen on the full grid of all
+parts or in the two stages of ``Hybrid.tune`` (what ``hybrid.py`` does). Run it in a project whose
 ``dvc repro benchmarks/dvc.yaml`` is done:
 
     python benchmarks/hybrid_parts_cv.py --seeds 1 2 3 [--max-examples 1200]
@@ -42,6 +43,33 @@ def frequency_parts(batch, n_items: int) -> dict:
         c[:, 0] = 0
         out[name] = c / c.amax(1, keepdim=True)
     return out
+
+
+def per_example(p: torch.Tensor, n_nets: int, grid, target, n_items: int):
+    """(MRR@20, R@20), each (len(grid), B), of the weight vectors ``grid`` over the parts ``p`` (P, B, N)."""
+    logs, tie = torch.log(p + EPS), TIE * p[:n_nets].mean(0)
+    mrr, r20 = [], []
+    for w in torch.tensor(grid, dtype=torch.float64):
+        scores = (torch.einsum("m,mbn->bn", w, logs) + tie).masked_fill(torch.arange(n_items) == 0, -torch.inf)
+        m = metrics_from_counts(*rank_counts(scores, target, masked=True), [20], "expected")
+        mrr.append(m["MRR@20"])
+        r20.append(m["R@20"])
+    return torch.stack(mrr), torch.stack(r20)
+
+
+def two_stage(parts, n_nets, target, n_items, fit, held) -> tuple:
+    """``Hybrid.tune``'s choice made on the examples ``fit``, scored on ``held``: (MRR@20, R@20, weights)."""
+    base = simplex_grid(n_nets + 1)
+    first, _ = per_example(parts, n_nets, [(*u, 0.0, 0.0) for u in base], target, n_items)
+    uniform = np.full(n_nets + 1, 1 / (n_nets + 1))
+    u = max(range(len(base)), key=lambda i: (first[i, fit].mean().item(),
+                                             -float(np.abs(np.array(base[i]) - uniform).sum())))
+    second = [(*(round((1 - a / 10 - b / 10) * x, 12) for x in base[u]), a / 10, b / 10)
+              for a in range(11) for b in range(11 - a)]
+    mrr, r20 = per_example(parts, n_nets, second, target, n_items)
+    best = max(range(len(second)), key=lambda i: (mrr[i, fit].mean().item(), -(second[i][-2] + second[i][-1]),
+                                                  -second[i][-2]))
+    return mrr[best, held].mean().item(), r20[best, held].mean().item(), second[best]
 
 
 def study(seed: int, nets: list, max_examples: int) -> dict:
@@ -90,6 +118,12 @@ def study(seed: int, nets: list, max_examples: int) -> dict:
                      "cv_R@20": round(100 * float(np.mean([h[1] for h in held])), 2),
                      "val_MRR@20_at_best": round(100 * mrr[best].mean().item(), 2),
                      "best_weights": [round(x, 1) for x in grid[best].tolist()]}
+    held = [two_stage(parts, len(nets), target, n_items, fold == f, fold != f) for f in (0, 1)]
+    whole = two_stage(parts, len(nets), target, n_items, fold >= 0, fold >= 0)
+    out["last+earlier, two stages"] = {"cv_MRR@20": round(100 * float(np.mean([h[0] for h in held])), 2),
+                                       "cv_R@20": round(100 * float(np.mean([h[1] for h in held])), 2),
+                                       "val_MRR@20_at_best": round(100 * whole[0], 2),
+                                       "best_weights": [round(x, 2) for x in whole[2]]}
     return {"seed": seed, "examples": len(target), **out}
 
 
@@ -105,7 +139,7 @@ def main() -> None:
         print(json.dumps(r))
     for name in rows[0]:
         if isinstance(rows[0][name], dict):
-            print(f"{name:>13}: held-out MRR@20 {np.mean([r[name]['cv_MRR@20'] for r in rows]):.2f}, "
+            print(f"{name:>25}: held-out MRR@20 {np.mean([r[name]['cv_MRR@20'] for r in rows]):.2f}, "
                   f"R@20 {np.mean([r[name]['cv_R@20'] for r in rows]):.2f} (mean over seeds {args.seeds})")
 
 

@@ -67,7 +67,7 @@ def test_hybrid_learns_the_planted_map_from_its_networks_and_weights_chosen_on_v
     model.load_state_dict(state)
     w = model.weights.tolist()
     assert model.part_names == ["gru4rec", "srgnn", "stan", "repeat_last", "repeat_earlier"]
-    assert len(curve) == 1001 and abs(sum(w) - 1) < 1e-9  # 5 parts, steps of 0.1
+    assert len(curve) == 66 + 65 and abs(sum(w) - 1) < 1e-9  # the 3-part grid, then 66 repeat mixes (one shared)
     assert curve[tuple(w)] == max(curve.values()) and metrics["MRR@20"] == pytest.approx(curve[tuple(w)])
     assert curve[(0.0, 1.0, 0.0, 0.0, 0.0)] < 0.5 * max(curve.values())  # the untrained network alone is poor
     _, acc = score_store(model, test, 256, [1, 20], "expected", "cpu")
