@@ -71,12 +71,23 @@ def sh(proj, env, *cmd, check=True):
 N_ITEMS = 60
 
 
-def planted_store(path, n_sessions, seed):
-    """Walks along a fixed random successor map (next = succ[current]); every item equally popular.
-    Returns the store and the clicks (``session``, ``item``, ``ts``) for the models fitted on them."""
+def session_store(path, sessions, items, targets: str):
+    """A graph store of the clicks ``items`` (side features all 1, price 0) grouped by ``sessions``, and those clicks
+    (``session``, ``item``, ``ts``) for the models fitted on them. ``targets``: ``all_prefixes`` or ``last``."""
     from sessionrec.graphs.build import build_examples
     from sessionrec.graphs.store import GraphStore, write_store
 
+    sessions, items = np.asarray(sessions), np.asarray(items)
+    feats = {f: (items if f == "item" else np.ones_like(items)) for f in
+             ("item", "category", "sub_category", "element", "brand")}
+    feats["price"] = np.zeros(len(items), np.float32)
+    write_store(path, build_examples(sessions, feats, targets), 256)
+    return GraphStore(path), {"session": sessions, "item": items, "ts": np.zeros(len(items), np.int64)}
+
+
+def planted_store(path, n_sessions, seed):
+    """Walks along a fixed random successor map (next = succ[current]); every item equally popular.
+    Returns the store and the clicks (``session``, ``item``, ``ts``) for the models fitted on them."""
     rng = np.random.default_rng(seed)
     succ = np.random.default_rng(0).permutation(np.arange(1, N_ITEMS + 1))
     sessions, items = [], []
@@ -86,12 +97,7 @@ def planted_store(path, n_sessions, seed):
             sessions.append(s)
             items.append(cur)
             cur = int(succ[cur - 1])
-    items = np.array(items)
-    feats = {f: (items if f == "item" else np.ones_like(items)) for f in
-             ("item", "category", "sub_category", "element", "brand")}
-    feats["price"] = np.zeros(len(items), np.float32)
-    write_store(path, build_examples(np.array(sessions), feats, "all_prefixes"), 256)
-    return GraphStore(path), {"session": np.array(sessions), "item": items, "ts": np.zeros(len(items), np.int64)}
+    return session_store(path, sessions, items, "all_prefixes")
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import N_ITEMS, planted_store
+from conftest import N_ITEMS, planted_store, session_store
 from sessionrec.graphs.build import build_examples, session_graph
 from sessionrec.graphs.store import GraphStore, write_store
 from sessionrec.models import REGISTRY, build_model
@@ -79,14 +79,9 @@ def test_hybrid_learns_the_planted_map_from_its_networks_and_weights_chosen_on_v
 def repeat_store(path, n_sessions, seed):
     """Sessions ``a b a``: the target is the session's earlier click, never its last one; items drawn at random."""
     rng = np.random.default_rng(seed)
-    items = np.concatenate([[a, b, a] for a, b in (rng.choice(np.arange(1, N_ITEMS + 1), 2, replace=False)
-                                                   for _ in range(n_sessions))])
-    sessions = np.repeat(np.arange(n_sessions), 3)
-    feats = {f: (items if f == "item" else np.ones_like(items)) for f in
-             ("item", "category", "sub_category", "element", "brand")}
-    feats["price"] = np.zeros(len(items), np.float32)
-    write_store(path, build_examples(sessions, feats, "last"), 256)
-    return GraphStore(path), {"session": sessions, "item": items, "ts": np.zeros(len(items), np.int64)}
+    items = np.concatenate([rng.choice(np.arange(1, N_ITEMS + 1), 2, replace=False)[[0, 1, 0]]
+                            for _ in range(n_sessions)])
+    return session_store(path, np.repeat(np.arange(n_sessions), 3), items, "last")
 
 
 def test_hybrid_repeat_parts_lift_the_sessions_own_items_when_validation_says_so(tmp_path):
