@@ -27,7 +27,7 @@ from sessionrec import paths  # noqa: E402
 from sessionrec.graphs.store import GraphStore  # noqa: E402
 from sessionrec.metrics import metrics_from_counts, rank_counts  # noqa: E402
 from sessionrec.models import build_model  # noqa: E402
-from sessionrec.models.hybrid import EPS, TIE, simplex_grid  # noqa: E402
+from sessionrec.models.hybrid import EPS, TIE, Hybrid, simplex_grid  # noqa: E402
 from sessionrec.params import load_params  # noqa: E402
 from sessionrec.training.run import read_events  # noqa: E402
 
@@ -47,18 +47,18 @@ def frequency_parts(batch, n_items: int) -> dict:
 
 def per_example(p: torch.Tensor, n_nets: int, grid, target, n_items: int):
     """(MRR@20, R@20), each (len(grid), B), of the weight vectors ``grid`` over the parts ``p`` (P, B, N)."""
-    logs, tie = torch.log(p + EPS), TIE * p[:n_nets].mean(0)
+    logs, tie = torch.log(p + EPS), TIE * p[:n_nets].mean(0)  # Hybrid.pool_inputs, for any number of extra parts
     mrr, r20 = [], []
     for w in torch.tensor(grid, dtype=torch.float64):
-        scores = (torch.einsum("m,mbn->bn", w, logs) + tie).masked_fill(torch.arange(n_items) == 0, -torch.inf)
-        m = metrics_from_counts(*rank_counts(scores, target, masked=True), [20], "expected")
+        m = metrics_from_counts(*rank_counts(Hybrid.pool(logs, tie, w), target, masked=True), [20], "expected")
         mrr.append(m["MRR@20"])
         r20.append(m["R@20"])
     return torch.stack(mrr), torch.stack(r20)
 
 
 def two_stage(parts, n_nets, target, n_items, fit, held) -> tuple:
-    """``Hybrid.tune``'s choice made on the examples ``fit``, scored on ``held``: (MRR@20, R@20, weights)."""
+    """``Hybrid.tune``'s choice made on the examples ``fit``, scored on ``held``: (MRR@20, R@20, weights). Its rule,
+    restated over in-memory parts (``tune`` reads a whole store, and the folds are subsets of one)."""
     base = simplex_grid(n_nets + 1)
     first, _ = per_example(parts, n_nets, [(*u, 0.0, 0.0) for u in base], target, n_items)
     uniform = np.full(n_nets + 1, 1 / (n_nets + 1))
@@ -70,6 +70,13 @@ def two_stage(parts, n_nets, target, n_items, fit, held) -> tuple:
     best = max(range(len(second)), key=lambda i: (mrr[i, fit].mean().item(), -(second[i][-2] + second[i][-1]),
                                                   -second[i][-2]))
     return mrr[best, held].mean().item(), r20[best, held].mean().item(), second[best]
+
+
+def row(held: list, val_mrr: float, weights) -> dict:
+    """One variant's summary: held-out means over the two folds, and its choice on the whole validation split."""
+    return {"cv_MRR@20": round(100 * float(np.mean([h[0] for h in held])), 2),
+            "cv_R@20": round(100 * float(np.mean([h[1] for h in held])), 2),
+            "val_MRR@20_at_best": round(100 * val_mrr, 2), "best_weights": [round(x, 2) for x in weights]}
 
 
 def study(seed: int, nets: list, max_examples: int) -> dict:
@@ -102,28 +109,17 @@ def study(seed: int, nets: list, max_examples: int) -> dict:
                 "recency": torch.cat([base, extra["recency"]]), "last+earlier": parts}
     out = {}
     for name, p in variants.items():
-        logs, tie = torch.log(p + EPS), TIE * p[:len(nets)].mean(0)
-        grid = torch.tensor(simplex_grid(p.shape[0]), dtype=torch.float64)
-        per = {"MRR@20": [], "R@20": []}
-        for w in grid:
-            scores = (torch.einsum("m,mbn->bn", w, logs) + tie).masked_fill(torch.arange(n_items) == 0, -torch.inf)
-            m = metrics_from_counts(*rank_counts(scores, target, masked=True), [20], "expected")
-            per["MRR@20"].append(m["MRR@20"])
-            per["R@20"].append(m["R@20"])
-        mrr, r20 = torch.stack(per["MRR@20"]), torch.stack(per["R@20"])  # (grid, examples)
-        held = [(mrr[mrr[:, fold == f].mean(1).argmax(), fold != f].mean().item(),
-                 r20[mrr[:, fold == f].mean(1).argmax(), fold != f].mean().item()) for f in (0, 1)]
+        grid = simplex_grid(p.shape[0])
+        mrr, r20 = per_example(p, len(nets), grid, target, n_items)  # (grid, examples)
+        held = []
+        for f in (0, 1):
+            chosen = mrr[:, fold == f].mean(1).argmax()
+            held.append((mrr[chosen, fold != f].mean().item(), r20[chosen, fold != f].mean().item()))
         best = int(mrr.mean(1).argmax())
-        out[name] = {"cv_MRR@20": round(100 * float(np.mean([h[0] for h in held])), 2),
-                     "cv_R@20": round(100 * float(np.mean([h[1] for h in held])), 2),
-                     "val_MRR@20_at_best": round(100 * mrr[best].mean().item(), 2),
-                     "best_weights": [round(x, 1) for x in grid[best].tolist()]}
-    held = [two_stage(parts, len(nets), target, n_items, fold == f, fold != f) for f in (0, 1)]
+        out[name] = row(held, mrr[best].mean().item(), grid[best])
+    held = [two_stage(parts, len(nets), target, n_items, fold == f, fold != f)[:2] for f in (0, 1)]
     whole = two_stage(parts, len(nets), target, n_items, fold >= 0, fold >= 0)
-    out["last+earlier, two stages"] = {"cv_MRR@20": round(100 * float(np.mean([h[0] for h in held])), 2),
-                                       "cv_R@20": round(100 * float(np.mean([h[1] for h in held])), 2),
-                                       "val_MRR@20_at_best": round(100 * whole[0], 2),
-                                       "best_weights": [round(x, 2) for x in whole[2]]}
+    out["last+earlier, two stages"] = row(held, whole[0], whole[2])
     return {"seed": seed, "examples": len(target), **out}
 
 

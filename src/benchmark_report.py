@@ -41,7 +41,8 @@ def main() -> None:
     summary["_setup"] = {"data": params.data.source, "splits_dir": params.data.splits_dir,
                          "seeds": list(bp.seeds), "refit": bp.refit,
                          "hybrid_nets": list(params.model.hybrid_nets), "protocol": params.protocol,
-                         "model": {k: v for k, v in dataclasses.asdict(params.model).items() if k not in ("name", "seed")}}
+                         "model": {k: v for k, v in dataclasses.asdict(params.model).items()
+                                   if k not in ("name", "seed")}}
     write_json(paths.BENCHMARK, summary)
     write_csv(summary, paths.PLOTS / "benchmark.csv")
     plot(summary, paths.PLOTS / "benchmark.png")

@@ -35,7 +35,8 @@ def test_benchmark_runs_every_cell_and_the_hybrid_reuses_the_networks_runs(tmp_p
 
 
 def test_train_stage_trains_the_hybrids_networks_then_chooses_its_weights(tmp_path):
-    """``dvc repro`` with ``model.name: hybrid``: each network trained (its own best epoch), then the blend, refitted."""
+    """``dvc repro`` with ``model.name: hybrid``: each network trained (its own best epoch), then the blend,
+    refitted."""
     proj, env = project_copy(tmp_path, {**TINY, "model": {**TINY["model"], "name": "hybrid",
                                                           "hybrid_nets": ["gru4rec", "srgnn"]}})
     r = sh(proj, env, "dvc", "repro")

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from conftest import N_ITEMS, planted_store, session_store
-from sessionrec.graphs.build import build_examples, session_graph
-from sessionrec.graphs.store import GraphStore, write_store
+from sessionrec.graphs.build import session_graph
 from sessionrec.models import REGISTRY, build_model
 from sessionrec.models.srgnn import SRGNN
 from sessionrec.training.loop import TrainConfig, fit, fit_blend, score_store
@@ -125,11 +124,8 @@ def test_srgnn_adjacency_is_the_papers_worked_example(tmp_path):
     np.testing.assert_allclose(a_in, [[0, 0, 0, 0], [.5, 0, .5, 0], [0, 1, 0, 0], [0, 1, 0, 0]])
 
     # the model's sparse aggregation equals the dense A [W v + b] + b' of the official code
-    items = np.array([1, 2, 3, 2, 4, 9])
-    feats = {f: (items if f == "item" else np.ones_like(items)) for f in ("item", "category", "sub_category", "element", "brand")}
-    feats["price"] = np.zeros(len(items), np.float32)
-    write_store(tmp_path / "s.lmdb", build_examples(np.zeros(6, int), feats, "last"), 8)
-    batch = GraphStore(tmp_path / "s.lmdb").batch(np.array([0]))
+    store, _ = session_store(tmp_path / "s.lmdb", np.zeros(6, int), [1, 2, 3, 2, 4, 9], "last")
+    batch = store.batch(np.array([0]))
     torch.manual_seed(0)
     model = SRGNN(n_items=10, hidden_dim=8)
     v = torch.randn(4, 8)
