@@ -42,11 +42,12 @@ def test_scores_cover_the_catalogue_and_never_padding(planted, name):
     assert (torch.topk(scores, N_ITEMS).indices != 0).all()
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
 @pytest.mark.parametrize("name", NEURAL)
-def test_neural_model_learns_a_planted_successor_map(planted, name):
+def test_neural_model_learns_a_planted_successor_map(planted, name, dropout):
     (train, events), val, test = planted
     cfg = TrainConfig(lr=0.01, weight_decay=0.0, batch_size=64, epochs=10, use_scheduler=False, patience=3, seed=0)
-    state, _, _, _ = fit(config(name), train, val, cfg, train_events=events)
+    state, _, _, _ = fit({**config(name), "dropout_rate": dropout}, train, val, cfg, train_events=events)
     model = build_model(config(name))
     model.load_state_dict(state)
     _, acc = score_store(model, test, 256, [1, 20], "expected", "cpu")
@@ -133,3 +134,28 @@ def test_srgnn_adjacency_is_the_papers_worked_example(tmp_path):
     A_in, A_out = torch.tensor(a_in, dtype=torch.float32), torch.tensor(a_out, dtype=torch.float32)
     torch.testing.assert_close(a_in_model, A_in @ model.cell.edge_in(v) + model.cell.b_iah)
     torch.testing.assert_close(a_out_model, A_out @ model.cell.edge_out(v) + model.cell.b_oah)
+
+
+def test_dropout_drops_at_rate_p_keeps_the_expectation_and_repeats_with_the_seed():
+    from sessionrec.models.layers import Dropout
+
+    drop = Dropout(0.2).train()
+    x = torch.ones(500, 384)
+    torch.manual_seed(0)
+    y = drop(x)
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # same seed, same mask
+    dropped = (y == 0).float()
+    assert abs(float(dropped.mean()) - 0.2) < 0.005  # 192,000 draws: 4 standard deviations is 0.004
+    assert abs(float(dropped.mean(0).std()) - (0.2 * 0.8 / 500) ** 0.5) < 0.006  # independent columns
+    assert abs(float(y.mean()) - 1.0) < 0.01  # inverted dropout keeps the mean
+    assert torch.equal(torch.unique(y), torch.tensor([0.0, 65536 / (65536 - 13107)]))  # q = 13107 / 65536
+    x.requires_grad_(True)
+    torch.manual_seed(1)
+    out = drop(x)
+    out.sum().backward()
+    assert torch.equal(x.grad, out.detach())  # d out / d x is the scaled keep mask
+    assert torch.equal(drop.eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(1.0)
+

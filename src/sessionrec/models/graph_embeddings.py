@@ -46,7 +46,7 @@ from torch_geometric.nn.aggr import AttentionalAggregation
 from torch_geometric.utils import scatter
 
 from sessionrec.graphs.store import Batch
-from sessionrec.models.layers import NodeFeatureEmbedding, mask_padding
+from sessionrec.models.layers import Dropout, NodeFeatureEmbedding, gather_rows, mask_padding
 
 READOUTS = ("mean", "attention", "attentional_aggregation")
 
@@ -70,7 +70,7 @@ class GraphWithEmbeddings(nn.Module):
                 gate_nn=nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1)),
                 nn=nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d)))
         self.out = nn.Linear(d, embedding_dim)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
 
     def encode(self, batch: Batch) -> torch.Tensor:
         x = self.nodes(batch)  # (V, d)
@@ -79,8 +79,8 @@ class GraphWithEmbeddings(nn.Module):
         if self.readout == "mean":
             s = global_mean_pool(h, batch.node_batch, size=B)  # (B, d)
         elif self.readout == "attention":
-            v_n = h[batch.last]  # (B, d)
-            alpha = self.q(torch.sigmoid(self.w1(v_n)[batch.node_batch] + self.w2(h)))  # (V, 1)
+            v_n = gather_rows(h, batch.last)  # (B, d)
+            alpha = self.q(torch.sigmoid(gather_rows(self.w1(v_n), batch.node_batch) + self.w2(h)))  # (V, 1)
             s_g = scatter(alpha * h, batch.node_batch, dim=0, dim_size=B, reduce="sum")  # (B, d)
             s = self.w3(torch.cat([v_n, s_g], dim=-1))  # (B, d)
         else:

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from sessionrec.graphs.store import Batch
-from sessionrec.models.layers import mask_padding
+from sessionrec.models.layers import Dropout, mask_padding
 
 
 class GRU4Rec(nn.Module):
@@ -39,13 +39,15 @@ class GRU4Rec(nn.Module):
         self.w_y = nn.Embedding(n_items, hidden_dim, padding_idx=0)  # output matrix, also the input embedding
         self.b_y = nn.Parameter(torch.zeros(n_items))
         self.gru = nn.GRU(hidden_dim, hidden_dim, batch_first=True)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
         nn.init.normal_(self.w_y.weight, std=hidden_dim ** -0.5)
 
     def encode(self, batch: Batch) -> torch.Tensor:
         items = batch.item[batch.alias].masked_fill(~batch.mask, 0)  # (B, L) click sequence, 0-padded
-        x = self.dropout(self.w_y(items))  # (B, L, d)
-        packed = pack_padded_sequence(x, batch.length.cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(self.w_y(items), batch.length.cpu(), batch_first=True, enforce_sorted=False)
+        # input dropout on the real clicks only (packed.data is (sum of lengths, d)), not on the padding
+        packed = PackedSequence(self.dropout(packed.data), packed.batch_sizes, packed.sorted_indices,
+                                packed.unsorted_indices)
         _, h = self.gru(packed)  # (1, B, d): the state after the last real click
         return self.dropout(h[-1])
 

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from sessionrec.graphs.store import Batch
-from sessionrec.models.layers import mask_padding, padded_nodes
+from sessionrec.models.layers import Dropout, gather_rows, mask_padding, padded_nodes
 
 
 class SRGNNCell(nn.Module):
@@ -54,8 +54,8 @@ class SRGNNCell(nn.Module):
         """``(A^{in} (W_{in} v + b_{in}) + b_{iah}, A^{out} (W_{out} v + b_{out}) + b_{oah})``, each (K, d)."""
         src, dst = edge_index
         h_in, h_out = self.edge_in(v), self.edge_out(v)
-        a_in = torch.zeros_like(v).index_add_(0, dst, w_in.unsqueeze(-1) * h_in[src]) + self.b_iah
-        a_out = torch.zeros_like(v).index_add_(0, src, w_out.unsqueeze(-1) * h_out[dst]) + self.b_oah
+        a_in = torch.zeros_like(v).index_add_(0, dst, w_in.unsqueeze(-1) * gather_rows(h_in, src)) + self.b_iah
+        a_out = torch.zeros_like(v).index_add_(0, src, w_out.unsqueeze(-1) * gather_rows(h_out, dst)) + self.b_oah
         return a_in, a_out
 
     def forward(self, v, edge_index, w_in, w_out):
@@ -81,7 +81,7 @@ class SRGNN(nn.Module):
         self.w1, self.w2 = nn.Linear(d, d), nn.Linear(d, d)
         self.q = nn.Linear(d, 1, bias=False)
         self.w3 = nn.Linear(2 * d, d)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
         stdv = 1.0 / math.sqrt(d)
         for p in self.parameters():
             nn.init.uniform_(p, -stdv, stdv)
@@ -91,7 +91,7 @@ class SRGNN(nn.Module):
         for _ in range(self.steps):
             v = self.cell(v, batch.edge_index, batch.w_in, batch.w_out)
         seq = padded_nodes(v, batch)  # (B, L, d)
-        v_n = v[batch.last]  # (B, d)
+        v_n = gather_rows(v, batch.last)  # (B, d)
         alpha = self.q(torch.sigmoid(self.w1(v_n).unsqueeze(1) + self.w2(seq)))  # (B, L, 1)
         s_g = (alpha * seq * batch.mask.unsqueeze(-1)).sum(1)  # (B, d)
         return self.dropout(self.w3(torch.cat([s_g, v_n], dim=-1)))  # (B, d)

