@@ -158,4 +158,6 @@ def test_dropout_drops_at_rate_p_keeps_the_expectation_and_repeats_with_the_seed
     assert torch.equal(drop.eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
     with pytest.raises(ValueError, match="dropout probability"):
         Dropout(1.0)
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(0.999995)
 
