@@ -9,7 +9,7 @@ from sessionrec import paths
 from sessionrec.cli import run, write_json
 from sessionrec.experiments import plot_curves
 from sessionrec.params import load_params
-from sessionrec.training.loop import Checkpoint, save_checkpoint, set_threads
+from sessionrec.training.loop import save_checkpoint, set_threads
 from sessionrec.training.run import train_and_choose
 
 
@@ -22,8 +22,6 @@ def main() -> None:
     plot_curves({params.model.name: {m: list(enumerate(row[m] for row in t.history)) for m in names}},
                 paths.TRAINING_PNG)
     epoch = t.parts or t.best_epoch  # the hybrid: each network's own best epoch
-    if t.parts:  # the hybrid's networks are not resumable (a killed run trains them again); the declared output
-        Checkpoint(paths.CHECKPOINT, "hybrid").save({"epoch": 0, "stopped": True, "history": t.history})
     save_checkpoint(paths.MODEL, t.config, t.state, {"epoch": epoch, "val": t.val, "refit": params.model.refit})
     write_json(paths.VAL_METRICS, {"best_epoch": epoch, **t.val})
     logging.info("train %s: best epoch %s, val R@20 %.4f, MRR@20 %.4f, %.1fs (%d threads, refit %s) -> %s",

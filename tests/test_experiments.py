@@ -72,6 +72,40 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_uninterrupted_run(tmp_
 
 
 @pytest.mark.slow
+def test_hybrid_killed_in_its_second_network_resumes_there_and_matches_uninterrupted_run(tmp_path):
+    """The train stage's hybrid keeps one checkpoint per network, the finished refit included: killed while training
+    its second network, the rerun takes the first one (trained and refitted) from its checkpoint and resumes the
+    second after its last completed epoch."""
+    proj, env = project_copy(tmp_path, {**RESUME, "model": {**RESUME["model"], "name": "hybrid", "epochs": 4,
+                                                            "hybrid_nets": ["gru4rec", "srgnn"]}})
+    sh(proj, env, "dvc", "repro")
+    full_val, full_state, _ = read_outputs(proj)
+    first, second = proj / "checkpoints/hybrid-gru4rec.pt", proj / "checkpoints/hybrid-srgnn.pt"
+    assert not (proj / "checkpoints/train.pt").exists()
+
+    second.unlink()  # the first network's checkpoint stays: finished, refit included
+    proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", "train"], cwd=proj, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while checkpoint_epoch(second) < 1 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = checkpoint_epoch(second)
+    assert 1 <= killed_at < 4, f"the kill came after epoch {killed_at}; the run must still be in progress"
+    assert len(torch.load(first, weights_only=True)["refit_lrs"]) == full_val["best_epoch"]["gru4rec"]
+
+    rerun = sh(proj, env, "dvc", "repro")
+    log = rerun.stderr + rerun.stdout
+    assert f"resumed from {first.relative_to(proj)} after epoch 4" in log
+    assert f"refit on train + val taken from {first.relative_to(proj)}" in log
+    assert f"resumed from {second.relative_to(proj)} after epoch {killed_at}" in log
+    val, state, _ = read_outputs(proj)
+    assert val == full_val and state.keys() == full_state.keys()
+    assert all(torch.equal(state[k], full_state[k]) for k in state)
+
+
+@pytest.mark.slow
 def test_queue_runs_two_experiments_and_reports_the_failing_one_as_failed(tmp_path):
     proj, env = project_copy(tmp_path, TINY)
     sh(proj, env, "dvc", "repro")

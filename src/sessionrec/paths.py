@@ -10,7 +10,8 @@ EVENTS = INTERIM / "events.parquet"
 SPLIT = Path("data/split")
 GRAPHS = Path("data/graphs")
 MODEL = Path("models/model.pt")
-CHECKPOINT = Path("checkpoints/train.pt")
+CHECKPOINTS = Path("checkpoints")  # the train stage's persistent output: what a killed run resumes from
+CHECKPOINT = CHECKPOINTS / "train.pt"
 METRICS = Path("metrics")
 DATA_REPORT = METRICS / "data_report.json"
 SPLIT_REPORT = METRICS / "split_report.json"
@@ -34,6 +35,11 @@ def benchmark_run(name: str, seed: int, suffix: str) -> Path:
     if suffix == "json":
         return (HYBRID_RUNS if hybrid else BENCHMARK_RUNS) / f"{name}-{seed}.json"
     return (HYBRID_MODELS if hybrid else BENCHMARK_MODELS) / f"{name}-{seed}.pt"
+
+
+def hybrid_checkpoint(network: str) -> Path:
+    """``checkpoints/hybrid-NETWORK.pt``: the train stage's hybrid resumes each of its networks on its own."""
+    return CHECKPOINTS / f"hybrid-{network}.pt"
 
 
 def graph_store(split: str) -> Path:

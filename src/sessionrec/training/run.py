@@ -84,17 +84,20 @@ def with_model(params: Params, **changes) -> Params:
     return dataclasses.replace(params, model=dataclasses.replace(params.model, **changes))
 
 
-def train_and_choose(params: Params, live=None, resumable: bool = False, given: dict | None = None) -> Trained:
+def train_and_choose(params: Params, live=None, resumable: bool = False, given: dict | None = None,
+                     checkpoint_path: Path = paths.CHECKPOINT) -> Trained:
     """Fit ``params.model.name``, choose on validation, refit when asked. For the hybrid, each network of
     ``model.hybrid_nets`` is trained first (or taken from ``given``: ``{name: Trained}``, e.g. the benchmark's own
-    runs of those networks with the same params and seed), then the weights are chosen on validation."""
+    runs of those networks with the same params and seed), then the weights are chosen on validation.
+    ``resumable``: resume from ``checkpoint_path`` and keep it up to date (the hybrid: one checkpoint per network,
+    ``paths.hybrid_checkpoint``)."""
     if params.model.name == "hybrid":
-        return _train_hybrid(params, live, given or {})
+        return _train_hybrid(params, live, given or {}, resumable)
     config, cfg = model_config(params), train_config(params)
     events, val_events = read_events("train"), read_events("val")
     train, val = GraphStore(paths.graph_store("train")), GraphStore(paths.graph_store("val"))
     n_train, n_val = len(train), len(val)
-    checkpoint = Checkpoint(paths.CHECKPOINT, fingerprint(config, cfg)) if resumable else None
+    checkpoint = Checkpoint(checkpoint_path, fingerprint(config, cfg)) if resumable else None
     t0 = time.perf_counter()
     state, epoch, metrics, history = fit(config, train, val, cfg, live=live, train_events=events,
                                          checkpoint=checkpoint)
@@ -104,13 +107,29 @@ def train_and_choose(params: Params, live=None, resumable: bool = False, given: 
     if params.model.refit:  # the choice is made; now the chosen configuration on train + validation
         lrs = [row["lr"] for row in history[:epoch]] if epoch else []
         both = {k: np.concatenate([events[k], val_events[k]]) for k in events}
-        state = refit(config, GraphStore([paths.graph_store("train"), paths.graph_store("val")]), cfg, lrs,
-                      train_events=both, chosen_state=state)
+        state = _refit_once(checkpoint, cfg, lrs, lambda: refit(
+            config, GraphStore([paths.graph_store("train"), paths.graph_store("val")]), cfg, lrs,
+            train_events=both, chosen_state=state))
         seen += (n_train + n_val) * len(lrs)
     return Trained(config, state, chosen, epoch, metrics, history, time.perf_counter() - t0, seen)
 
 
-def _train_hybrid(params: Params, live, given: dict) -> Trained:
+def _refit_once(checkpoint: Checkpoint | None, cfg: TrainConfig, lrs: list, run_refit) -> dict:
+    """``run_refit()``, its result kept in the checkpoint next to the learning rates it replayed: a rerun after a
+    kill later in the stage (in the hybrid's next network, say) takes it from there instead of refitting again. A
+    kill during the refit reruns the refit. Models fitted on clicks (no epochs) refit in seconds and keep nothing."""
+    saved = checkpoint.load(cfg.epochs) if checkpoint is not None and lrs else None
+    if saved is None:
+        return run_refit()
+    if saved.get("refit_lrs") == lrs:
+        log.info("refit on train + val taken from %s (%d epochs)", checkpoint.path, len(lrs))
+        return saved["refit_state"]
+    state = run_refit()
+    checkpoint.save({**saved, "refit_lrs": lrs, "refit_state": state})
+    return state
+
+
+def _train_hybrid(params: Params, live, given: dict, resumable: bool) -> Trained:
     config, cfg = model_config(params), train_config(params)
     nets = {}
     for name in params.model.hybrid_nets:
@@ -118,7 +137,8 @@ def _train_hybrid(params: Params, live, given: dict) -> Trained:
             nets[name] = given[name]
         else:
             log.info("hybrid: training its network %s", name)
-            nets[name] = train_and_choose(with_model(params, name=name))
+            nets[name] = train_and_choose(with_model(params, name=name), resumable=resumable,
+                                          checkpoint_path=paths.hybrid_checkpoint(name))
     t0 = time.perf_counter()
     events = read_events("train")
     val = GraphStore(paths.graph_store("val"))
