@@ -33,6 +33,19 @@ def checkpoint_epoch(path):
         return 0
 
 
+def kill_train_stage_after(proj, env, ckpt, epoch: int) -> int:
+    """Run ``dvc repro --force`` of the train stage, SIGKILL dvc and the training process once ``ckpt`` holds epoch
+    ``epoch`` (in the middle of the next one, or later), and return the epoch the checkpoint holds after the kill."""
+    proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", "train"], cwd=proj, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while checkpoint_epoch(ckpt) < epoch and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return checkpoint_epoch(ckpt)
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path):
     proj, env = project_copy(tmp_path, RESUME)
@@ -42,14 +55,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_uninterrupted_run(tmp_
 
     ckpt = proj / "checkpoints/train.pt"
     ckpt.unlink()
-    proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", "train"], cwd=proj, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while checkpoint_epoch(ckpt) < 2 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # dvc and the training process, in the middle of epoch 3 or later
-    proc.wait()
-    killed_at = checkpoint_epoch(ckpt)
+    killed_at = kill_train_stage_after(proj, env, ckpt, 2)  # in the middle of epoch 3 or later
     assert 2 <= killed_at < 8, f"the kill came after epoch {killed_at}; the run must still be in progress"
     assert not (proj / "models/model.pt").exists()
 
@@ -84,14 +90,7 @@ def test_hybrid_killed_in_its_second_network_resumes_there_and_matches_uninterru
     assert not (proj / "checkpoints/train.pt").exists()
 
     second.unlink()  # the first network's checkpoint stays: finished, refit included
-    proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", "train"], cwd=proj, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while checkpoint_epoch(second) < 1 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = checkpoint_epoch(second)
+    killed_at = kill_train_stage_after(proj, env, second, 1)
     assert 1 <= killed_at < 4, f"the kill came after epoch {killed_at}; the run must still be in progress"
     assert len(torch.load(first, weights_only=True)["refit_lrs"]) == full_val["best_epoch"]["gru4rec"]
 
