@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from sessionrec import paths  # noqa: E402
-from sessionrec.graphs.store import GraphStore  # noqa: E402
-from sessionrec.metrics import metrics_from_counts, rank_counts  # noqa: E402
-from sessionrec.models import build_model  # noqa: E402
-from sessionrec.models.hybrid import EPS, TIE, Hybrid, simplex_grid  # noqa: E402
-from sessionrec.params import load_params  # noqa: E402
-from sessionrec.training.run import read_events  # noqa: E402
+from sessionrec import paths
+from sessionrec.graphs.store import GraphStore
+from sessionrec.metrics import metrics_from_counts, rank_counts
+from sessionrec.models import build_model
+from sessionrec.models.hybrid import EPS, TIE, Hybrid, simplex_grid
+from sessionrec.params import load_params
+from sessionrec.training.run import read_events
 
 
 def frequency_parts(batch, n_items: int) -> dict:

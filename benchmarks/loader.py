@@ -7,7 +7,6 @@ layout and the per-sample work, not pickle). Run: ``python benchmarks/loader.py 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,9 +15,8 @@ import lmdb
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from sessionrec.graphs.build import build_examples  # noqa: E402
-from sessionrec.graphs.store import GraphStore, pack, unpack, write_store  # noqa: E402
+from sessionrec.graphs.build import build_examples
+from sessionrec.graphs.store import GraphStore, pack, unpack, write_store
 
 
 def synthetic_sessions(n_sessions: int, seed: int = 0):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,12 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from sessionrec.graphs.build import build_examples  # noqa: E402
-from sessionrec.graphs.store import GraphStore, write_store  # noqa: E402
-from sessionrec.models import build_model, graph_embeddings, layers, srgnn  # noqa: E402
-from sessionrec.models.layers import Dropout, gather_rows  # noqa: E402
-from sessionrec.training.loop import make_optimizer  # noqa: E402
+from sessionrec.graphs.build import build_examples
+from sessionrec.graphs.store import GraphStore, write_store
+from sessionrec.models import build_model, graph_embeddings, layers, srgnn
+from sessionrec.models.layers import Dropout, gather_rows
+from sessionrec.training.loop import make_optimizer
 
 VOCAB = {"category": 150, "sub_category": 60, "element": 80, "brand": 300}
 

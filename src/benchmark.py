@@ -19,7 +19,7 @@ from sessionrec import paths
 from sessionrec.cli import run, write_json
 from sessionrec.evaluation import evaluate_test
 from sessionrec.graphs.store import GraphStore
-from sessionrec.models import REGISTRY, build_model
+from sessionrec.models import COMPOSITE, KINDS, build_model
 from sessionrec.params import ParamsError, load_params
 from sessionrec.training.loop import pick_device, save_checkpoint, set_threads
 from sessionrec.training.run import Trained, model_config, train_and_choose, with_model
@@ -41,13 +41,13 @@ def main() -> None:
     if len(sys.argv) != 3 or not sys.argv[2].isdigit():
         raise ValueError("usage: python src/benchmark.py MODEL SEED")
     name, seed = sys.argv[1], int(sys.argv[2])
-    if name not in REGISTRY:
-        raise ParamsError(f"benchmark.models: unknown model {name!r}; available: {sorted(REGISTRY)}")
+    if name not in KINDS:
+        raise ParamsError(f"benchmark.models: unknown model {name!r}; available: {sorted(KINDS)}")
     params = load_params(paths.PARAMS)
     params = with_model(params, name=name, seed=seed, refit=params.benchmark.refit)
     threads = set_threads(params.model.num_threads)
     given = {}
-    if name == "hybrid":
+    if KINDS[name] == COMPOSITE:
         given = {net: load_run(net, seed) for net in params.model.hybrid_nets}
         for net, t in given.items():
             if t.config != model_config(with_model(params, name=net)):
@@ -68,7 +68,7 @@ def main() -> None:
     infer = time.perf_counter() - t0
     out = {"model": name, "seed": seed, **metrics, "best_epoch": t.best_epoch,
            **({"parts": t.parts} if t.parts else {}),
-           **({"weights": dict(zip(model.part_names, model.weights.tolist()))} if name == "hybrid" else {}),
+           **({"weights": dict(zip(model.part_names, model.weights.tolist()))} if KINDS[name] == COMPOSITE else {}),
            "val_R@20": t.val["R@20"], "val_MRR@20": t.val["MRR@20"], "refit": params.model.refit,
            "train_seconds": round(t.seconds, 3),
            "train_examples_per_second": round(t.examples_seen / t.seconds, 1) if t.examples_seen else None,

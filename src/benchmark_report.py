@@ -13,6 +13,7 @@ from pathlib import Path
 from sessionrec import paths
 from sessionrec.benchmark import aggregate, markdown_table, plot, replace_in_readme, write_csv
 from sessionrec.cli import run, write_json
+from sessionrec.models import COMPOSITE, names
 from sessionrec.params import load_params
 
 
@@ -31,7 +32,7 @@ def main() -> None:
     params = load_params(paths.PARAMS)
     bp = params.benchmark
     runs = []
-    for model in [*bp.models, "hybrid"]:
+    for model in [*bp.models, *names(COMPOSITE)]:
         for seed in bp.seeds:
             path = paths.benchmark_run(model, seed, "json")
             if not path.exists():

@@ -1,13 +1,39 @@
+import dataclasses
+import subprocess
+import sys
+
 import pytest
+import yaml
 
-from sessionrec.params import ParamsError, load_params, params_from_dict
+from conftest import ROOT
+from sessionrec.params import Params, ParamsError, load_params, params_from_dict
 
 
-def test_defaults_file_is_valid():
-    from conftest import ROOT
+def flat_keys(d: dict, prefix: str = "") -> set:
+    return {k for key, v in d.items() for k in (flat_keys(v, f"{prefix}{key}.") if isinstance(v, dict)
+                                                  else [f"{prefix}{key}"])}
 
-    p = load_params(ROOT / "params.yaml")
-    assert p.model.lr > 0 and 20 in p.evaluate.top_k
+
+def test_params_yaml_is_the_dataclass_defaults_key_for_key():
+    """One source of truth: params.yaml writes out every key, and each value equals the dataclass default, so a
+    default changed in one place and not the other fails here."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    defaults = dataclasses.asdict(Params())
+    assert flat_keys(raw) == flat_keys(defaults)
+    assert dataclasses.asdict(load_params(ROOT / "params.yaml")) == defaults
+
+
+def test_validating_params_imports_no_torch():
+    code = ("import sys; from sessionrec.params import load_params; load_params('params.yaml'); "
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "False"
+
+
+def test_model_kinds_agree_with_the_registry():
+    from sessionrec.models import KINDS, REGISTRY
+
+    assert {n: c.kind for n, c in REGISTRY.items()} == KINDS
 
 
 def test_unknown_key_lists_valid_keys():
@@ -25,6 +51,12 @@ def test_out_of_range_names_param_and_range():
 def test_unknown_model_name():
     with pytest.raises(ParamsError, match=r"model\.name: unknown model 'gru5rec'; available: \["):
         params_from_dict({"model": {"name": "gru5rec"}})
+    with pytest.raises(ParamsError, match=r"model\.hybrid_nets: expected distinct names from \[.*'srgnn'"):
+        params_from_dict({"model": {"hybrid_nets": ["gru4rec", "stan"]}})
+    with pytest.raises(ParamsError, match=r"model\.hybrid_nets"):
+        params_from_dict({"model": {"hybrid_nets": ["gru4rec", "gru4rec"]}})
+    with pytest.raises(ParamsError, match=r"benchmark\.models: unknown model\(s\) \['hybrid'\]"):
+        params_from_dict({"benchmark": {"models": ["pop", "hybrid"]}})
 
 
 def test_yaml11_exponent_string_is_coerced(tmp_path):

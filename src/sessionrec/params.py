@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from sessionrec.models import CLICKS, KINDS, NETWORK, names  # torch-free: the registry itself loads on first use
+
 
 class ParamsError(ValueError):
     """A bad value or key in params.yaml; the message names the parameter."""
@@ -118,7 +120,7 @@ class ModelParams:
     weight_decay: float = _f(1e-5, lo=0.0, hi=1.0)
     dropout_rate: float = _f(0.2, lo=0.0, hi=0.95)
     batch_size: int = _f(128, lo=1, hi=1_000_000)
-    epochs: int = _f(20, lo=1, hi=10_000)
+    epochs: int = _f(40, lo=1, hi=10_000)
     embedding_dim: int = _f(64, lo=1, hi=4096)
     hidden_dim: int = _f(64, lo=1, hi=4096)
     num_iterations: int = _f(1, lo=1, hi=16, doc="gated GNN propagation steps")
@@ -136,11 +138,9 @@ class ModelParams:
     stan_lambda_inh: float = _f(2.05, lo=0.0, hi=1e6, lo_open=True, doc="STAN: item position decay in a neighbour")
 
     def validate(self) -> None:
-        from sessionrec.models import REGISTRY  # late import: params must not pull torch at import time
-
-        if self.name not in REGISTRY:
-            raise ParamsError(f"model.name: unknown model {self.name!r}; available: {sorted(REGISTRY)}")
-        nets = sorted(n for n, c in REGISTRY.items() if c.trainable)
+        if self.name not in KINDS:
+            raise ParamsError(f"model.name: unknown model {self.name!r}; available: {sorted(KINDS)}")
+        nets = sorted(names(NETWORK))
         bad = [n for n in self.hybrid_nets if n not in nets]
         if bad or not self.hybrid_nets or len(set(self.hybrid_nets)) != len(self.hybrid_nets):
             raise ParamsError(f"model.hybrid_nets: expected distinct names from {nets}, got {self.hybrid_nets!r}")
@@ -168,9 +168,7 @@ class BenchmarkParams:
     refit: bool = _f(False, doc="model.refit for every benchmark run")
 
     def validate(self) -> None:
-        from sessionrec.models import REGISTRY
-
-        singles = sorted(n for n, c in REGISTRY.items() if not getattr(c, "composite", False))
+        singles = sorted(names(NETWORK, CLICKS))
         bad = [m for m in self.models if m not in singles]
         if bad or not self.models:
             raise ParamsError(f"benchmark.models: unknown model(s) {bad}; available: {singles} (the hybrid is "

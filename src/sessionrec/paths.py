@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from sessionrec.models import COMPOSITE, KINDS
+
 PARAMS = Path("params.yaml")
 RAW = Path("data/raw")
 MANIFEST = RAW / "manifest.json"
@@ -31,10 +33,10 @@ TRAINING_PNG = PLOTS / "training.png"
 def benchmark_run(name: str, seed: int, suffix: str) -> Path:
     """``metrics/benchmark/NAME-SEED.json`` (suffix ``json``) or ``models/benchmark/NAME-SEED.pt`` (``pt``); the
     hybrid's under ``*/benchmark-hybrid/``."""
-    hybrid = name == "hybrid"
+    composite = KINDS[name] == COMPOSITE
     if suffix == "json":
-        return (HYBRID_RUNS if hybrid else BENCHMARK_RUNS) / f"{name}-{seed}.json"
-    return (HYBRID_MODELS if hybrid else BENCHMARK_MODELS) / f"{name}-{seed}.pt"
+        return (HYBRID_RUNS if composite else BENCHMARK_RUNS) / f"{name}-{seed}.json"
+    return (HYBRID_MODELS if composite else BENCHMARK_MODELS) / f"{name}-{seed}.pt"
 
 
 def hybrid_checkpoint(network: str) -> Path:

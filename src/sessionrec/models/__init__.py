@@ -1,37 +1,42 @@
-"""Model registry: a plain dict from ``model.name`` to class. Every model follows one small contract:
-``encode(batch) -> (B, d)`` session vectors, ``score(h) -> (B, N)`` catalogue scores (padding id 0 at -inf),
-``forward(batch) = score(encode(batch))``, and a class attribute ``trainable``. Models that are not trained by
-gradient (``trainable = False``: popularity, session-kNN) have ``fit_events(session, item, ts)`` instead, called
-with the training clicks (numpy arrays sorted by session, then time); the session-kNN family scores in ``forward``."""
+"""The models: ``KINDS`` names every model and says how it learns; ``REGISTRY`` maps each name to its class.
 
-from sessionrec.models.graph_embeddings import (
-    GraphWithEmbeddings,
-    GraphWithEmbeddingsAndAttention,
-    GraphWithEmbeddingsAndAttentionalAggregation,
-)
-from sessionrec.models.gru4rec import GRU4Rec
-from sessionrec.models.hybrid import Hybrid
-from sessionrec.models.knn import SKNN, STAN, VSKNN
-from sessionrec.models.pop import Popularity
-from sessionrec.models.srgnn import SRGNN
+Every model follows one small contract: ``encode(batch) -> (B, d)`` session vectors, ``score(h) -> (B, N)`` catalogue
+scores (padding id 0 at -inf), ``forward(batch) = score(encode(batch))``, and a class attribute ``kind``, one of:
 
-REGISTRY = {
-    "pop": Popularity,
-    "sknn": SKNN,
-    "vsknn": VSKNN,
-    "stan": STAN,
-    "gru4rec": GRU4Rec,
-    "srgnn": SRGNN,
-    "hybrid": Hybrid,
-    "graph_with_embeddings": GraphWithEmbeddings,
-    "graph_with_embeddings_and_attention": GraphWithEmbeddingsAndAttention,
-    "graph_with_embeddings_and_attentional_aggregation": GraphWithEmbeddingsAndAttentionalAggregation,
+- ``network``: trained by gradient in the one training loop (``training.loop.fit``);
+- ``clicks``: fitted on the training clicks, ``fit_events(session, item, ts)`` (numpy arrays sorted by session, then
+  time): popularity and session-kNN;
+- ``composite``: separately trained networks and a click-fitted part, blended with weights chosen on validation
+  (``load_nets``, ``fit_events``, ``tune``; ``tuned_buffers`` keep the chosen weights through a refit): the hybrid.
+
+``KINDS`` is torch-free, so validating ``params.yaml`` (``sessionrec.params``) never imports torch; ``REGISTRY`` and
+``build_model`` are loaded on first use (``sessionrec.models.registry``), which checks that the two agree.
+"""
+
+NETWORK, CLICKS, COMPOSITE = "network", "clicks", "composite"
+
+KINDS = {
+    "pop": CLICKS,
+    "sknn": CLICKS,
+    "vsknn": CLICKS,
+    "stan": CLICKS,
+    "gru4rec": NETWORK,
+    "srgnn": NETWORK,
+    "hybrid": COMPOSITE,
+    "graph_with_embeddings": NETWORK,
+    "graph_with_embeddings_and_attention": NETWORK,
+    "graph_with_embeddings_and_attentional_aggregation": NETWORK,
 }
 
 
-def build_model(config: dict):
-    """Rebuild a model from the config dict stored in its checkpoint."""
-    name = config["name"]
-    if name not in REGISTRY:
-        raise ValueError(f"model.name: unknown model {name!r}; available: {sorted(REGISTRY)}")
-    return REGISTRY[name](**{k: v for k, v in config.items() if k != "name"})
+def names(*kinds: str) -> list[str]:
+    """The model names of the given kinds, in registry order."""
+    return [n for n, k in KINDS.items() if k in kinds]
+
+
+def __getattr__(attr: str):
+    if attr in ("REGISTRY", "build_model"):
+        from sessionrec.models import registry
+
+        return getattr(registry, attr)
+    raise AttributeError(f"module 'sessionrec.models' has no attribute {attr!r}")

@@ -45,14 +45,15 @@ from torch_geometric.nn import GatedGraphConv, global_mean_pool
 from torch_geometric.nn.aggr import AttentionalAggregation
 from torch_geometric.utils import scatter
 
-from sessionrec.graphs.store import Batch
+from sessionrec.graphs.batch import Batch
+from sessionrec.models import NETWORK
 from sessionrec.models.layers import Dropout, NodeFeatureEmbedding, gather_rows, mask_padding
 
 READOUTS = ("mean", "attention", "attentional_aggregation")
 
 
 class GraphWithEmbeddings(nn.Module):
-    trainable = True
+    kind = NETWORK
     readout = "mean"
 
     def __init__(self, n_items: int, vocab_sizes: dict, embedding_dim: int = 64, hidden_dim: int = 64,

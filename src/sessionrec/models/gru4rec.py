@@ -27,12 +27,13 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from sessionrec.graphs.store import Batch
+from sessionrec.graphs.batch import Batch
+from sessionrec.models import NETWORK
 from sessionrec.models.layers import Dropout, mask_padding
 
 
 class GRU4Rec(nn.Module):
-    trainable = True
+    kind = NETWORK
 
     def __init__(self, n_items: int, hidden_dim: int = 100, dropout_rate: float = 0.0, **_):
         super().__init__()

@@ -39,7 +39,7 @@ repeat weights were 0 there. ``benchmarks/hybrid_parts_cv.py`` reruns this study
 * with ``model.refit``, every part is refitted on train + validation (the networks for their chosen epochs) and
   ``w`` is kept.
 
-Args: n_items; hybrid_nets (trainable registry names); the networks' and STAN's own arguments.
+Args: n_items; hybrid_nets (``network`` names of the registry); the networks' and STAN's own arguments.
 Shapes: ``forward(batch)`` -> ``(B, N)`` (padding at -inf); ``parts(batch)`` -> ``(M + 3, B, N)``.
 """
 
@@ -51,7 +51,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sessionrec.graphs.store import Batch
+from sessionrec.graphs.batch import Batch
+from sessionrec.models import COMPOSITE
 from sessionrec.models.knn import STAN
 from sessionrec.models.layers import mask_padding
 
@@ -68,18 +69,15 @@ def simplex_grid(parts: int, step: int = STEP) -> list[tuple[float, ...]]:
 
 
 class Hybrid(nn.Module):
-    trainable = False  # its networks are trained one by one (training.run), then ``tune`` chooses the weights
-    composite = True
+    kind = COMPOSITE  # its networks are trained one by one (training.run), then ``tune`` chooses the weights
     tuned_buffers = ("weights",)  # chosen on validation; a refit keeps them
 
-    def __init__(self, n_items: int, hybrid_nets=("gru4rec", "srgnn", "graph_with_embeddings_and_attention"), **kw):
+    def __init__(self, n_items: int, hybrid_nets: list, **kw):
+        """``hybrid_nets``: distinct ``network`` names (checked once, with the params: ``model.hybrid_nets``)."""
         super().__init__()
         from sessionrec.models import REGISTRY  # late: the registry imports this module
 
         hybrid_nets = list(hybrid_nets)
-        bad = [n for n in hybrid_nets if n not in REGISTRY or not REGISTRY[n].trainable]
-        if bad or not hybrid_nets or len(set(hybrid_nets)) != len(hybrid_nets):
-            raise ValueError(f"model.hybrid_nets: {hybrid_nets!r} must be distinct trainable models of the registry")
         self.net_names = hybrid_nets
         self.nets = nn.ModuleList([REGISTRY[n](n_items, **kw) for n in hybrid_nets])
         self.knn = STAN(n_items, **kw)

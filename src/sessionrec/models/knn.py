@@ -36,7 +36,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from sessionrec.graphs.store import Batch, ranges
+from sessionrec.graphs.batch import Batch, ranges
+from sessionrec.models import CLICKS
 from sessionrec.models.layers import mask_padding
 
 VARIANTS = ("sknn", "vsknn", "stan")
@@ -48,7 +49,7 @@ class SessionKNN(nn.Module):
     knn_sample_size candidates (0 = the variant's session-rec default); STAN's lambdas (``stan_lambda_snh`` in days).
     """
 
-    trainable = False
+    kind = CLICKS
 
     def __init__(self, n_items: int, variant: str = "stan", knn_k: int = 100, knn_sample_size: int = 0,
                  stan_lambda_spw: float = 1.02, stan_lambda_snh: float = 5.0, stan_lambda_inh: float = 2.05, **_):

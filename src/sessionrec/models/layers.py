@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sessionrec.graphs.store import Batch
+from sessionrec.graphs.batch import Batch
 
 SIDE_FEATURES = ("category", "sub_category", "element", "brand")
 

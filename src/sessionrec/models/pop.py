@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sessionrec.graphs.store import Batch
+from sessionrec.graphs.batch import Batch
+from sessionrec.models import CLICKS
 from sessionrec.models.layers import mask_padding
 
 
@@ -17,7 +18,7 @@ class Popularity(nn.Module):
     Shapes: ``encode`` -> ``(B, 1)`` (no session state); ``score`` -> ``(B, N)``.
     """
 
-    trainable = False
+    kind = CLICKS
 
     def __init__(self, n_items: int, **_):
         super().__init__()

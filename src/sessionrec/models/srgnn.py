@@ -36,7 +36,8 @@ import math
 import torch
 from torch import nn
 
-from sessionrec.graphs.store import Batch
+from sessionrec.graphs.batch import Batch
+from sessionrec.models import NETWORK
 from sessionrec.models.layers import Dropout, gather_rows, mask_padding, padded_nodes
 
 
@@ -70,7 +71,7 @@ class SRGNNCell(nn.Module):
 
 
 class SRGNN(nn.Module):
-    trainable = True
+    kind = NETWORK
 
     def __init__(self, n_items: int, hidden_dim: int = 100, num_iterations: int = 1, dropout_rate: float = 0.0, **_):
         super().__init__()

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from sessionrec.graphs.store import GraphStore
 from sessionrec.metrics import RankingMetrics
-from sessionrec.models import build_model
+from sessionrec.models import CLICKS, COMPOSITE, NETWORK, build_model
 
 log = logging.getLogger(__name__)
 SELECT_ON = "MRR@20"
@@ -157,7 +157,7 @@ def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Adam:
 def fit_clicks(model, train_events) -> None:
     """Fit the part of ``model`` that learns from the training clicks (pop, session-kNN, the hybrid's STAN), if any.
     ``train_events``: numpy arrays ``session``, ``item``, ``ts``, sorted by session then time."""
-    if not hasattr(model, "fit_events"):
+    if model.kind == NETWORK:
         return
     if train_events is None:
         raise ValueError(f"{type(model).__name__} is fitted on the training clicks: pass train_events")
@@ -191,11 +191,11 @@ def refit(config: dict, train_and_val: GraphStore, cfg: TrainConfig, lrs: list, 
     device = pick_device()
     model = build_model(config).to(device)
     fit_clicks(model, train_events)
-    for name in getattr(model, "tuned_buffers", ()):
-        getattr(model, name).copy_(chosen_state[name])
-    if getattr(model, "composite", False):
+    if model.kind == COMPOSITE:
+        for name in model.tuned_buffers:
+            getattr(model, name).copy_(chosen_state[name])
         model.load_nets(net_states)
-    if not model.trainable:
+    if model.kind != NETWORK:
         return copy.deepcopy(model.state_dict())
     opt = make_optimizer(model, lrs[0], cfg.weight_decay)
     for epoch, lr in enumerate(lrs, 1):
@@ -220,11 +220,11 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
     seed_everything(cfg.seed)
     device = pick_device()
     model = build_model(config).to(device)
-    if getattr(model, "composite", False):
+    if model.kind == COMPOSITE:
         raise ValueError(f"{config['name']}: its networks are trained one by one (training.run.train_and_choose), "
                          "then fit_blend chooses the weights")
     fit_clicks(model, train_events)
-    if not model.trainable:
+    if model.kind == CLICKS:
         metrics = validate(model, val, cfg, device)
         row = {f"val/{k}": v for k, v in metrics.items()}
         if checkpoint is not None:  # nothing to resume, but the stage declares the output

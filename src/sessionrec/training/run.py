@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from sessionrec import paths
 from sessionrec.graphs.store import GraphStore
+from sessionrec.models import COMPOSITE, KINDS
 from sessionrec.params import Params
 from sessionrec.training.loop import Checkpoint, TrainConfig, fit, fit_blend, log_step, refit
 
@@ -57,7 +58,7 @@ def fingerprint(config: dict, cfg: TrainConfig) -> str:
     h = hashlib.sha256(json.dumps({"config": config, "train": {**dataclasses.asdict(cfg), "epochs": None}},
                                   sort_keys=True, default=list).encode())
     lib = Path(__file__).resolve().parents[1]
-    code = sorted([*(lib / "models").glob("*.py"), *(lib / "training").glob("*.py"), lib / "graphs" / "store.py",
+    code = sorted([*(lib / "models").glob("*.py"), *(lib / "training").glob("*.py"), lib / "graphs" / "batch.py", lib / "graphs" / "store.py",
                    lib / "metrics.py"])
     for path in (paths.SPLIT / "encoders.json", paths.SPLIT / "train.parquet",
                  paths.graph_store("train"), paths.graph_store("val"), *code):
@@ -91,7 +92,7 @@ def train_and_choose(params: Params, live=None, resumable: bool = False, given: 
     runs of those networks with the same params and seed), then the weights are chosen on validation.
     ``resumable``: resume from ``checkpoint_path`` and keep it up to date (the hybrid: one checkpoint per network,
     ``paths.hybrid_checkpoint``)."""
-    if params.model.name == "hybrid":
+    if KINDS[params.model.name] == COMPOSITE:
         return _train_hybrid(params, live, given or {}, resumable)
     config, cfg = model_config(params), train_config(params)
     events, val_events = read_events("train"), read_events("val")
