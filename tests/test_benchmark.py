@@ -4,9 +4,12 @@ networks' own runs (not trained again), the report, and a clear error for a miss
 import json
 import sys
 
+import pytest
+
 from conftest import TINY, project_copy, sh
 
 
+@pytest.mark.slow
 def test_benchmark_runs_every_cell_and_the_hybrid_reuses_the_networks_runs(tmp_path):
     overrides = {**TINY, "model": {**TINY["model"], "hybrid_nets": ["gru4rec"]},
                  "benchmark": {"models": ["pop", "stan", "gru4rec"], "seeds": [1, 2]}}
@@ -34,6 +37,7 @@ def test_benchmark_runs_every_cell_and_the_hybrid_reuses_the_networks_runs(tmp_p
     assert r.returncode == 2 and "models/benchmark/gru4rec-7.pt" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_train_stage_trains_the_hybrids_networks_then_chooses_its_weights(tmp_path):
     """``dvc repro`` with ``model.name: hybrid``: each network trained (its own best epoch), then the blend,
     refitted."""

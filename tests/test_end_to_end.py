@@ -1,5 +1,5 @@
-"""End to end: a planted sequential pattern the GNN must learn and popularity cannot; the DVC pipeline itself;
-clear command-line errors."""
+"""End to end: the DVC pipeline itself; clear command-line errors. (What the models learn from a planted pattern
+popularity cannot is in test_models.py.)"""
 
 import json
 import shutil
@@ -7,29 +7,7 @@ import sys
 
 import pytest
 
-from conftest import N_ITEMS, NOV_HEAD, TINY, need, planted_store, project_copy, sh
-from sessionrec.models import build_model
-from sessionrec.training.loop import TrainConfig, fit, score_store
-
-def test_gnn_learns_planted_pattern_popularity_cannot(tmp_path):
-    train, events = planted_store(tmp_path / "train.lmdb", 400, 1)
-    val, _ = planted_store(tmp_path / "val.lmdb", 60, 2)
-    test, _ = planted_store(tmp_path / "test.lmdb", 60, 3)
-    vocab = {"category": 2, "sub_category": 2, "element": 2, "brand": 2}
-    cfg = TrainConfig(lr=0.01, weight_decay=0.0, batch_size=64, epochs=8, use_scheduler=False, patience=3, seed=0)
-    results = {}
-    for name in ("pop", "graph_with_embeddings_and_attentional_aggregation"):
-        config = {"name": name, "n_items": N_ITEMS + 1, "vocab_sizes": vocab, "embedding_dim": 32,
-                  "hidden_dim": 32, "num_iterations": 1, "dropout_rate": 0.0}
-        state, epoch, _, _ = fit(config, train, val, cfg, train_events=events)
-        model = build_model(config)
-        model.load_state_dict(state)
-        _, acc = score_store(model, test, 256, [1, 20], "expected", "cpu")
-        results[name] = acc.result()
-    gnn, pop = results["graph_with_embeddings_and_attentional_aggregation"], results["pop"]
-    assert gnn["R@1"] > 0.9, gnn
-    assert pop["R@20"] < 0.6 and pop["R@1"] < 0.1, pop
-    assert gnn["MRR@20"] > pop["MRR@20"] + 0.5
+from conftest import NOV_HEAD, TINY, need, project_copy, sh
 
 
 @pytest.mark.slow
@@ -48,6 +26,8 @@ def test_dvc_pipeline_runs_is_cached_and_reproducible(tmp_path):
     for out in ("data", "models", "metrics/test.json", "metrics/train"):
         shutil.rmtree(proj / out) if (proj / out).is_dir() else (proj / out).unlink()
     sh(proj, env, "dvc", "repro", "--force")
+    # exact equality is a promise on one machine (same CPU kernels, same thread count); across CPUs only the spread
+    # that tests/margins.py measures holds
     assert json.loads((proj / "metrics/test.json").read_text()) == first
 
 

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from conftest import OCT_HEAD, need, project_copy, sh
 
@@ -34,6 +35,7 @@ def official(csv) -> pd.DataFrame:
     return view
 
 
+@pytest.mark.slow
 def test_gru4rec_rees46_protocol_matches_the_official_preprocessing(tmp_path):
     csv = need(OCT_HEAD) / "2019-Oct.csv"
     proj, env = project_copy(tmp_path, {"protocol": "gru4rec_rees46",
