@@ -27,7 +27,7 @@ from sessionrec.metrics import metrics_from_counts, rank_counts
 from sessionrec.models import build_model
 from sessionrec.models.hybrid import EPS, TIE, Hybrid, simplex_grid
 from sessionrec.params import load_params
-from sessionrec.training.run import read_events
+from sessionrec.training.run import model_config, read_events, with_model
 
 
 def frequency_parts(batch, n_items: int) -> dict:
@@ -77,9 +77,10 @@ def row(held: list, val_mrr: float, weights) -> dict:
             "val_MRR@20_at_best": round(100 * val_mrr, 2), "best_weights": [round(x, 2) for x in weights]}
 
 
-def study(seed: int, nets: list, max_examples: int) -> dict:
+def study(seed: int, params, max_examples: int) -> dict:
+    nets = list(params.model.hybrid_nets)
     runs = {n: torch.load(paths.benchmark_run(n, seed, "pt"), weights_only=True) for n in nets}
-    config = {**runs[nets[0]]["config"], "name": "hybrid"}
+    config = model_config(with_model(params, name="hybrid"))
     model = build_model(config)
     model.load_nets({n: r["chosen_state"] for n, r in runs.items()})
     ev = read_events("train")
@@ -127,8 +128,8 @@ def main() -> None:
     ap.add_argument("--max-examples", type=int, default=10**9, help="validation examples drawn at random (seed 0)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    nets = list(load_params(paths.PARAMS).model.hybrid_nets)
-    rows = [study(seed, nets, args.max_examples) for seed in args.seeds]
+    params = load_params(paths.PARAMS)
+    rows = [study(seed, params, args.max_examples) for seed in args.seeds]
     for r in rows:
         print(json.dumps(r))
     for name in rows[0]:

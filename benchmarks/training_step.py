@@ -28,10 +28,12 @@ from torch import nn
 from sessionrec.graphs.build import build_examples
 from sessionrec.graphs.store import GraphStore, write_store
 from sessionrec.models import build_model, graph_embeddings, layers, srgnn
+from sessionrec.models.registry import model_config
 from sessionrec.models.layers import Dropout, gather_rows
 from sessionrec.training.loop import make_optimizer
 
 VOCAB = {"category": 150, "sub_category": 60, "element": 80, "brand": 300}
+KNOBS = {"vocab_sizes": VOCAB, "embedding_dim": 64, "hidden_dim": 64, "num_iterations": 1, "dropout_rate": 0.2}
 
 
 @contextlib.contextmanager
@@ -80,8 +82,7 @@ def adam_step(opt, params):
 
 
 def graph_model_params(n_items: int) -> list[torch.Tensor]:
-    model = build_model({"name": "graph_with_embeddings_and_attention", "n_items": n_items, "vocab_sizes": VOCAB,
-                         "embedding_dim": 64, "hidden_dim": 64, "num_iterations": 1, "dropout_rate": 0.2})
+    model = build_model(model_config("graph_with_embeddings_and_attention", n_items, KNOBS))
     return list(model.parameters())
 
 
@@ -99,8 +100,7 @@ def synthetic_store(path: Path, n_sessions: int, n_items: int, seed: int = 0) ->
 
 def epoch_seconds(name: str, store: GraphStore, n_items: int, ours: bool) -> float:
     torch.manual_seed(0)
-    model = build_model({"name": name, "n_items": n_items, "vocab_sizes": VOCAB, "embedding_dim": 64,
-                         "hidden_dim": 64, "num_iterations": 1, "dropout_rate": 0.2}).train()
+    model = build_model(model_config(name, n_items, KNOBS)).train()
     opt = make_optimizer(model, 1e-3, 1e-5) if ours else torch.optim.Adam(model.parameters(), 1e-3, weight_decay=1e-5)
     t0 = time.perf_counter()
     for batch in store.iter_batches(128, shuffle=True, seed=0, epoch=1):

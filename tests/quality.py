@@ -10,13 +10,16 @@ until validation stops improving: a model that learned it ranks the successor fi
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from conftest import N_ITEMS, planted_store, session_store
-from sessionrec.models import COMPOSITE, KINDS, NETWORK, build_model, names
+from sessionrec.models import NETWORK, build_model, names
+from sessionrec.models.registry import model_config
+from sessionrec.params import ModelParams
 from sessionrec.training.loop import TrainConfig, fit, fit_blend, score_store
 
 VOCAB = {"category": 2, "sub_category": 2, "element": 2, "brand": 2}
@@ -24,11 +27,11 @@ NEURAL = sorted(names(NETWORK))
 DROPOUTS = (0.0, 0.3)
 
 
-def config(name: str, dropout: float = 0.0) -> dict:
-    """A small model; the hybrid blends GRU4Rec and SR-GNN unless a check says otherwise."""
-    return {"name": name, "n_items": N_ITEMS + 1, "vocab_sizes": VOCAB, "embedding_dim": 32, "hidden_dim": 32,
-            "num_iterations": 1, "dropout_rate": dropout,
-            **({"hybrid_nets": ["gru4rec", "srgnn"]} if KINDS[name] == COMPOSITE else {})}
+def config(name: str, dropout: float = 0.0, hybrid_nets=("gru4rec", "srgnn")) -> dict:
+    """A small model (the other ``model.*`` knobs at their defaults); the hybrid blends ``hybrid_nets``."""
+    knobs = {**dataclasses.asdict(ModelParams()), "vocab_sizes": VOCAB, "embedding_dim": 32, "hidden_dim": 32,
+             "num_iterations": 1, "dropout_rate": dropout, "hybrid_nets": list(hybrid_nets)}
+    return model_config(name, N_ITEMS + 1, knobs)
 
 
 def train_config(seed: int, epochs: int = 40, patience: int = 5) -> TrainConfig:
@@ -104,7 +107,7 @@ def hybrid_repeat_parts(seed: int, tmp: Path) -> dict:
     weights being the best point and the best point needing it.)"""
     (_, events), (val, _), (test, _) = (repeat_store(tmp / f"{s}.lmdb", 200, i)
                                         for i, s in enumerate(("train", "val", "test")))
-    hcfg = {**config("hybrid"), "hybrid_nets": ["gru4rec"]}
+    hcfg = config("hybrid", hybrid_nets=["gru4rec"])
     torch.manual_seed(seed)
     untrained = build_model(config("gru4rec")).state_dict()
     state, _, curve = fit_blend(hcfg, {"gru4rec": untrained}, val, train_config(seed, 1, 1), events)

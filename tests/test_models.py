@@ -76,7 +76,7 @@ def test_hybrid_repeat_parts_lift_the_sessions_own_items_when_validation_says_so
 def test_hybrid_repeat_parts_are_the_last_click_and_the_earlier_ones(tmp_path):
     test, _ = repeat_store(tmp_path / "t.lmdb", 3, 0)
     batch = test.batch(np.arange(3))
-    parts = build_model({**config("hybrid"), "hybrid_nets": ["gru4rec"]}).repeat_parts(batch, N_ITEMS + 1)
+    parts = build_model(config("hybrid", hybrid_nets=["gru4rec"])).repeat_parts(batch, N_ITEMS + 1)
     assert parts.shape == (2, 3, N_ITEMS + 1) and (parts.sum(-1) == 1).all()  # exactly b, then exactly a
     last = batch.item[batch.last]
     assert (parts[0].argmax(-1) == last).all() and (parts[1].argmax(-1) != last).all()
@@ -139,3 +139,15 @@ def test_dropout_drops_at_rate_p_keeps_the_expectation_and_repeats_with_the_seed
     with pytest.raises(ValueError, match="dropout probability"):
         Dropout(0.999995)
 
+
+
+def test_a_model_config_holds_exactly_its_constructors_arguments():
+    """No model swallows keyword arguments: a misspelled or foreign key in a config (a checkpoint's, say) fails."""
+    cfg = config("gru4rec")
+    assert set(cfg) == {"name", "n_items", "hidden_dim", "dropout_rate"}
+    build_model(cfg)
+    with pytest.raises(TypeError, match="hiden_dim"):
+        build_model({**cfg, "hiden_dim": 8})
+    hybrid = config("hybrid")
+    assert list(hybrid["nets"]) == ["gru4rec", "srgnn"] and set(hybrid["stan"]) == {
+        "knn_k", "knn_sample_size", "stan_lambda_spw", "stan_lambda_snh", "stan_lambda_inh"}

@@ -57,7 +57,7 @@ class GraphWithEmbeddings(nn.Module):
     readout = "mean"
 
     def __init__(self, n_items: int, vocab_sizes: dict, embedding_dim: int = 64, hidden_dim: int = 64,
-                 num_iterations: int = 1, dropout_rate: float = 0.2, **_):
+                 num_iterations: int = 1, dropout_rate: float = 0.2):
         super().__init__()
         self.nodes = NodeFeatureEmbedding(n_items, vocab_sizes, embedding_dim, hidden_dim, dropout_rate)
         self.ggnn = GatedGraphConv(hidden_dim, num_layers=num_iterations)

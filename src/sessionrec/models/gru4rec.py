@@ -35,7 +35,7 @@ from sessionrec.models.layers import Dropout, mask_padding
 class GRU4Rec(nn.Module):
     kind = NETWORK
 
-    def __init__(self, n_items: int, hidden_dim: int = 100, dropout_rate: float = 0.0, **_):
+    def __init__(self, n_items: int, hidden_dim: int = 100, dropout_rate: float = 0.0):
         super().__init__()
         self.w_y = nn.Embedding(n_items, hidden_dim, padding_idx=0)  # output matrix, also the input embedding
         self.b_y = nn.Parameter(torch.zeros(n_items))

@@ -39,7 +39,7 @@ repeat weights were 0 there. ``benchmarks/hybrid_parts_cv.py`` reruns this study
 * with ``model.refit``, every part is refitted on train + validation (the networks for their chosen epochs) and
   ``w`` is kept.
 
-Args: n_items; hybrid_nets (``network`` names of the registry); the networks' and STAN's own arguments.
+Args: n_items; nets (``{network name: its arguments}``, the names from ``model.hybrid_nets``); stan (STAN's arguments).
 Shapes: ``forward(batch)`` -> ``(B, N)`` (padding at -inf); ``parts(batch)`` -> ``(M + 3, B, N)``.
 """
 
@@ -72,15 +72,16 @@ class Hybrid(nn.Module):
     kind = COMPOSITE  # its networks are trained one by one (training.run), then ``tune`` chooses the weights
     tuned_buffers = ("weights",)  # chosen on validation; a refit keeps them
 
-    def __init__(self, n_items: int, hybrid_nets: list, **kw):
-        """``hybrid_nets``: distinct ``network`` names (checked once, with the params: ``model.hybrid_nets``)."""
+    def __init__(self, n_items: int, nets: dict, stan: dict):
+        """``nets``: ``{network name: its constructor arguments}`` in blending order (``model.hybrid_nets``, checked
+        once with the params); ``stan``: STAN's arguments. ``registry.model_config`` writes both."""
         super().__init__()
         from sessionrec.models import REGISTRY  # late: the registry imports this module
 
-        hybrid_nets = list(hybrid_nets)
+        hybrid_nets = list(nets)
         self.net_names = hybrid_nets
-        self.nets = nn.ModuleList([REGISTRY[n](n_items, **kw) for n in hybrid_nets])
-        self.knn = STAN(n_items, **kw)
+        self.nets = nn.ModuleList([REGISTRY[n](n_items, **args) for n, args in nets.items()])
+        self.knn = STAN(n_items, **stan)
         self.part_names = [*hybrid_nets, "stan", *REPEAT_PARTS]
         weights = torch.zeros(len(self.part_names), dtype=torch.float64)
         weights[:len(hybrid_nets)] = 1.0 / len(hybrid_nets)

@@ -40,24 +40,23 @@ from sessionrec.graphs.batch import Batch, ranges
 from sessionrec.models import CLICKS
 from sessionrec.models.layers import mask_padding
 
-VARIANTS = ("sknn", "vsknn", "stan")
 DEFAULT_SAMPLE_SIZE = {"sknn": 1000, "vsknn": 1000, "stan": 5000}  # session-rec's defaults
 
 
 class SessionKNN(nn.Module):
-    """Args: n_items (catalogue size, padding id 0 included); variant (sknn | vsknn | stan); knn_k neighbours;
-    knn_sample_size candidates (0 = the variant's session-rec default); STAN's lambdas (``stan_lambda_snh`` in days).
+    """Args: n_items (catalogue size, padding id 0 included); knn_k neighbours; knn_sample_size candidates (0 = the
+    variant's session-rec default); STAN's lambdas (``stan_lambda_snh`` in days). The variant (sknn | vsknn | stan)
+    is the subclass: ``SKNN``, ``VSKNN``, ``STAN``.
     """
 
     kind = CLICKS
+    variant = "stan"
 
-    def __init__(self, n_items: int, variant: str = "stan", knn_k: int = 100, knn_sample_size: int = 0,
-                 stan_lambda_spw: float = 1.02, stan_lambda_snh: float = 5.0, stan_lambda_inh: float = 2.05, **_):
+    def __init__(self, n_items: int, knn_k: int = 100, knn_sample_size: int = 0, stan_lambda_spw: float = 1.02,
+                 stan_lambda_snh: float = 5.0, stan_lambda_inh: float = 2.05):
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"session-kNN variant must be one of {VARIANTS}, got {variant!r}")
-        self.n_items, self.variant, self.k = n_items, variant, knn_k
-        self.sample_size = knn_sample_size or DEFAULT_SAMPLE_SIZE[variant]
+        self.n_items, self.k = n_items, knn_k
+        self.sample_size = knn_sample_size or DEFAULT_SAMPLE_SIZE[self.variant]
         self.spw, self.snh, self.inh = stan_lambda_spw, stan_lambda_snh * 24 * 3600, stan_lambda_inh
         # Fitted state: training sessions ordered by last click time (index = recency rank), their click sequences.
         self.register_buffer("seq_ptr", torch.zeros(1, dtype=torch.int64))
@@ -195,12 +194,13 @@ class SessionKNN(nn.Module):
         return np.bincount((row * N + item)[is_last], weights=weight[is_last], minlength=B * N).reshape(B, N)
 
 
-def _variant(name):
-    class _Variant(SessionKNN):
-        def __init__(self, n_items: int, **kw):
-            super().__init__(n_items, variant=name, **kw)
-    _Variant.__name__ = _Variant.__qualname__ = {"sknn": "SKNN", "vsknn": "VSKNN", "stan": "STAN"}[name]
-    return _Variant
+class SKNN(SessionKNN):
+    variant = "sknn"
 
 
-SKNN, VSKNN, STAN = (_variant(v) for v in VARIANTS)
+class VSKNN(SessionKNN):
+    variant = "vsknn"
+
+
+class STAN(SessionKNN):
+    variant = "stan"

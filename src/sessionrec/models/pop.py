@@ -20,7 +20,7 @@ class Popularity(nn.Module):
 
     kind = CLICKS
 
-    def __init__(self, n_items: int, **_):
+    def __init__(self, n_items: int):
         super().__init__()
         self.register_buffer("counts", torch.zeros(n_items))
 

@@ -73,7 +73,7 @@ class SRGNNCell(nn.Module):
 class SRGNN(nn.Module):
     kind = NETWORK
 
-    def __init__(self, n_items: int, hidden_dim: int = 100, num_iterations: int = 1, dropout_rate: float = 0.0, **_):
+    def __init__(self, n_items: int, hidden_dim: int = 100, num_iterations: int = 1, dropout_rate: float = 0.0):
         super().__init__()
         d = hidden_dim
         self.embedding = nn.Embedding(n_items, d)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from sessionrec import paths
 from sessionrec.graphs.store import GraphStore
-from sessionrec.models import COMPOSITE, KINDS
+from sessionrec.models import COMPOSITE, KINDS, registry
 from sessionrec.params import Params
 from sessionrec.training.loop import Checkpoint, TrainConfig, fit, fit_blend, log_step, refit
 
@@ -27,14 +27,11 @@ log = logging.getLogger(__name__)
 
 
 def model_config(params: Params) -> dict:
-    """What a checkpoint needs to rebuild the model (``build_model(config)``)."""
-    mp = params.model
+    """What a checkpoint needs to rebuild the model (``build_model(config)``): ``model.*`` and the split's
+    catalogue size and vocabularies, as ``models.registry.model_config`` picks them for ``model.name``."""
     encoders = json.loads((paths.SPLIT / "encoders.json").read_text())
-    return {"name": mp.name, "n_items": encoders["n_items"], "vocab_sizes": encoders["vocab_sizes"],
-            "embedding_dim": mp.embedding_dim, "hidden_dim": mp.hidden_dim, "num_iterations": mp.num_iterations,
-            "dropout_rate": mp.dropout_rate, "knn_k": mp.knn_k, "knn_sample_size": mp.knn_sample_size,
-            "stan_lambda_spw": mp.stan_lambda_spw, "stan_lambda_snh": mp.stan_lambda_snh,
-            "stan_lambda_inh": mp.stan_lambda_inh, "hybrid_nets": list(mp.hybrid_nets)}
+    knobs = {**dataclasses.asdict(params.model), "vocab_sizes": encoders["vocab_sizes"]}
+    return registry.model_config(params.model.name, encoders["n_items"], knobs)
 
 
 def train_config(params: Params) -> TrainConfig:
