@@ -8,6 +8,7 @@ from sessionrec.cli import run, write_json
 from sessionrec.params import load_params
 from sessionrec.prepare.filter_encode import filter_encode
 from sessionrec.prepare.fixed_splits import events_from_splits
+from sessionrec.sources import FIXED_SPLITS, SOURCES
 
 
 def main() -> None:
@@ -16,7 +17,7 @@ def main() -> None:
         raise FileNotFoundError(f"{paths.MANIFEST} not found (run the download stage)")
     manifest = json.loads(paths.MANIFEST.read_text())
     files = [paths.RAW / f["file"] for f in manifest["files"]]
-    if manifest["source"] in ("splits", "diginetica"):  # the reference's own filtering and split: events as they are
+    if SOURCES[manifest["source"]].yields == FIXED_SPLITS:  # the reference's own filtering and split: kept as given
         report = events_from_splits(paths.RAW / "splits", files, paths.INTERIM, params.filter_encode.memory_limit)
         write_json(paths.DATA_REPORT, report)
         logging.info("filter_encode (fixed splits): %d train / %d test sessions, %d items, %d without side "

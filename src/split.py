@@ -12,7 +12,7 @@ def main() -> None:
     params = load_params(paths.PARAMS)
     sp = params.split
     report = split_events(paths.EVENTS, paths.SPLIT, sp.split_method, (sp.train_split, sp.val_split, sp.test_split),
-                          sp.seed, params.filter_encode.normalization_method, days=(sp.val_days, sp.test_days))
+                          sp.seed, sp.normalization_method, days=(sp.val_days, sp.test_days))
     write_json(paths.SPLIT_REPORT, report)
     logging.info("split (%s): %d / %d / %d sessions, %d catalogue items", report["split_method"], report["train"]["sessions"],
                  report["val"]["sessions"], report["test"]["sessions"], report["catalogue_items"])

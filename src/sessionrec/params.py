@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from sessionrec.models import CLICKS, KINDS, NETWORK, names  # torch-free: the registry itself loads on first use
+from sessionrec.sources import SOURCES
 
 
 class ParamsError(ValueError):
@@ -43,7 +44,7 @@ class SyntheticParams:
 
 @dataclass(frozen=True)
 class DataParams:
-    source: str = _f("synthetic", choices=("synthetic", "local", "kaggle", "splits", "diginetica"))
+    source: str = _f("synthetic", choices=tuple(SOURCES), doc="one of sessionrec.sources.SOURCES")
     local_dir: str = _f("", doc="folder of monthly CSVs for source=local (side information for source=splits)")
     splits_dir: str = _f("", doc="folder of pre-split example files for source=splits")
     start_month: str = _f("2019-10", doc="first month, YYYY-MM")
@@ -59,10 +60,9 @@ class DataParams:
         if self.synthetic.n_items < 2 * self.synthetic.n_categories:
             raise ParamsError(f"data.synthetic.n_items ({self.synthetic.n_items}) must be at least 2 x "
                               f"data.synthetic.n_categories ({self.synthetic.n_categories})")
-        if self.source in ("local", "diginetica") and not self.local_dir:
-            raise ParamsError(f"data.local_dir: required when data.source is {self.source!r}")
-        if self.source == "splits" and not self.splits_dir:
-            raise ParamsError("data.splits_dir: required when data.source is 'splits'")
+        for key in SOURCES[self.source].needs:
+            if not getattr(self, key):
+                raise ParamsError(f"data.{key}: required when data.source is {self.source!r}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,6 @@ class FilterEncodeParams:
     drop_listwise_nulls: list = _f([], doc="columns whose missing values drop the row")
     min_products_per_session: int = _f(3, lo=1, doc="minimum distinct products per session")
     min_session_events: int = _f(1, lo=1, doc="minimum events per session (repeats count)")
-    normalization_method: str = _f("min_max", choices=("min_max", "zscore"))
     dedup_consecutive: bool = _f(True)
     min_item_support: int = _f(1, lo=1, doc="minimum events per product")
     max_session_length: int = _f(50, lo=2, doc="keep the last N events of a session")
@@ -96,6 +95,7 @@ class SplitParams:
     val_split: float = _f(0.1, lo=0.0, hi=1.0, lo_open=True)
     test_split: float = _f(0.1, lo=0.0, hi=1.0, lo_open=True)
     seed: int = _f(42, lo=0)
+    normalization_method: str = _f("min_max", choices=("min_max", "zscore"), doc="price scaling, fitted on train")
     test_days: float = _f(1.0, lo=0.0, hi=1e5, lo_open=True, doc="last_days: sessions starting in the last N days")
     val_days: float = _f(1.0, lo=0.0, hi=1e5, lo_open=True, doc="last_days: the N days before test")
 
