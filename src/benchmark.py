@@ -17,11 +17,12 @@ import torch
 
 from sessionrec import paths
 from sessionrec.cli import run, write_json
-from sessionrec.evaluation import evaluate_test
 from sessionrec.graphs.store import GraphStore
 from sessionrec.models import COMPOSITE, KINDS, build_model
 from sessionrec.params import ParamsError, load_params
-from sessionrec.training.loop import pick_device, save_checkpoint, set_threads
+from sessionrec.runtime import pick_device, set_threads
+from sessionrec.scoring import evaluate_test
+from sessionrec.training.checkpoint import save_checkpoint
 from sessionrec.training.run import Trained, model_config, train_and_choose, with_model
 
 RUN_FIELDS = ("best_epoch", "val", "seconds", "examples_seen")

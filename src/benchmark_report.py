@@ -1,8 +1,7 @@
-"""Stage ``benchmark_report``: every ``metrics/benchmark/MODEL-SEED.json`` (and the hybrid's) -> mean and standard deviation over seeds
-per model (``metrics/benchmark.json``), a comparison chart (``plots/benchmark.png``, ``plots/benchmark.csv``), and
-the Markdown table (printed; ``python src/benchmark_report.py --readme NAME`` also writes it into README.md between
-``<!-- benchmark:NAME -->`` markers; ``--summary FILE`` renders a saved summary, e.g. one of ``benchmarks/results/``,
-made on other data)."""
+"""Stage ``benchmark_report``: every ``metrics/benchmark/MODEL-SEED.json`` (and the hybrid's) -> mean and standard
+deviation over seeds per model (``metrics/benchmark.json``), a comparison chart (``plots/benchmark.png``,
+``plots/benchmark.csv``), and the Markdown table (printed; ``--summary FILE`` prints a saved summary's, e.g. one of
+``benchmarks/results/``). ``python src/render_docs.py`` writes the tables of docs/results.md from the summaries."""
 
 import argparse
 import dataclasses
@@ -11,7 +10,7 @@ import logging
 from pathlib import Path
 
 from sessionrec import paths
-from sessionrec.benchmark import aggregate, markdown_table, plot, replace_in_readme, write_csv
+from sessionrec.report import aggregate, markdown_table, plot_benchmark, write_csv
 from sessionrec.cli import run, write_json
 from sessionrec.models import COMPOSITE, names
 from sessionrec.params import load_params
@@ -19,15 +18,11 @@ from sessionrec.params import load_params
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--readme", help="also write the table into README.md between <!-- benchmark:NAME --> markers")
     ap.add_argument("--summary", help="render this saved metrics/benchmark.json (e.g. benchmarks/results/*.json) "
                                       "instead of aggregating the runs")
     args = ap.parse_args()
     if args.summary:
-        table = markdown_table(json.loads(Path(args.summary).read_text()))
-        print(table)
-        if args.readme:
-            replace_in_readme(Path("README.md"), args.readme, table)
+        print(markdown_table(json.loads(Path(args.summary).read_text())))
         return
     params = load_params(paths.PARAMS)
     bp = params.benchmark
@@ -46,11 +41,8 @@ def main() -> None:
                                    if k not in ("name", "seed")}}
     write_json(paths.BENCHMARK, summary)
     write_csv(summary, paths.PLOTS / "benchmark.csv")
-    plot(summary, paths.PLOTS / "benchmark.png")
-    table = markdown_table(summary)
-    print(table)
-    if args.readme:
-        replace_in_readme(Path("README.md"), args.readme, table)
+    plot_benchmark(summary, paths.PLOTS / "benchmark.png")
+    print(markdown_table(summary))
     best = max((m for m in summary if not m.startswith("_")), key=lambda m: summary[m]["MRR@20"]["mean"])
     logging.info("benchmark_report: %d models x %d seeds; best test MRR@20: %s (%.4f)", len(bp.models) + 1,
                  len(bp.seeds), best, summary[best]["MRR@20"]["mean"])

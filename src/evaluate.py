@@ -4,10 +4,12 @@ import logging
 
 from sessionrec import paths
 from sessionrec.cli import run, write_json
-from sessionrec.evaluation import evaluate_test, write_plots
 from sessionrec.graphs.store import GraphStore
 from sessionrec.params import load_params
-from sessionrec.training.loop import load_model, pick_device
+from sessionrec.report import write_test_plots
+from sessionrec.runtime import pick_device
+from sessionrec.scoring import evaluate_test
+from sessionrec.training.checkpoint import load_model
 
 
 def main() -> None:
@@ -19,7 +21,7 @@ def main() -> None:
     metrics, per_example = evaluate_test(model.to(device), test, ep.top_k, ep.ties, ep.batch_size, device,
                                          ckpt["config"]["n_items"])
     write_json(paths.TEST_METRICS, metrics)
-    write_plots(paths.PLOTS, metrics, per_example, ep.top_k)
+    write_test_plots(paths.PLOTS, metrics, per_example, ep.top_k)
     logging.info("evaluate %s on %d test examples: R@20 %.4f, MRR@20 %.4f, NDCG@20 %.4f, coverage@20 %.4f",
                  ckpt["config"]["name"], metrics["examples"], metrics["R@20"], metrics["MRR@20"], metrics["NDCG@20"],
                  metrics["coverage@20"])

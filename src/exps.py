@@ -11,7 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from sessionrec import experiments as ex
+from sessionrec.tools import experiments as ex
 from sessionrec.cli import run
 
 log = logging.getLogger("exps")

@@ -7,9 +7,10 @@ from dvclive import Live
 
 from sessionrec import paths
 from sessionrec.cli import run, write_json
-from sessionrec.experiments import plot_curves
 from sessionrec.params import load_params
-from sessionrec.training.loop import save_checkpoint, set_threads
+from sessionrec.report import plot_curves
+from sessionrec.runtime import set_threads
+from sessionrec.training.checkpoint import save_checkpoint
 from sessionrec.training.run import train_and_choose
 
 

@@ -20,7 +20,8 @@ from conftest import N_ITEMS, planted_store, session_store
 from sessionrec.models import NETWORK, build_model, names
 from sessionrec.models.registry import model_config
 from sessionrec.params import ModelParams
-from sessionrec.training.loop import TrainConfig, fit, fit_blend, score_store
+from sessionrec.scoring import score_store
+from sessionrec.training.loop import TrainConfig, fit, fit_blend
 
 VOCAB = {"category": 2, "sub_category": 2, "element": 2, "brand": 2}
 NEURAL = sorted(names(NETWORK))

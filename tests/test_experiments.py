@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from conftest import TINY, project_copy, sh
-from sessionrec.experiments import parse_exp_show
+from sessionrec.tools.experiments import parse_exp_show
 
 # Epochs long enough to be killed in the middle of one, patience high enough that all of them run.
 RESUME = {**TINY, "data": {"synthetic": {**TINY["data"]["synthetic"], "sessions_per_month": 4000}},

@@ -46,7 +46,7 @@ class Dropout(nn.Module):
     Written here because it is measurably faster than the library's: on CPU, ``nn.Dropout`` draws one Bernoulli per
     element from torch's Mersenne Twister, and on the graph models' node inputs ((V, 6 d_e) per batch) that was 17% of
     a training step. One 64-bit draw here decides four elements: 2.9x faster, forward and backward
-    (``python benchmarks/training_step.py``).
+    (``python benchmarks/speed/training_step.py``).
     An element is dropped with probability ``q = round(p * 65536) / 65536`` (0.199997 for p = 0.2) and kept values
     are scaled by ``1 / (1 - q)``, so the expectation is exact. In eval mode, for p = 0 and off the CPU (where
     torch's fused kernel is fast) it is ``nn.Dropout``'s behaviour exactly. Same seed, same mask.

@@ -1,4 +1,4 @@
-"""The one training loop for every neural model, checkpoints, and scoring a graph store.
+"""The one training loop for every neural model (checkpoints: ``training.checkpoint``; scoring: ``scoring``).
 
 ``fit`` runs, per epoch: a shuffled pass over the training store (full-catalogue cross-entropy, Adam), a no-grad pass
 over the validation store (loss and R@K / MRR@K / NDCG@K with the tie rule), one DVCLive step, ReduceLROnPlateau on
@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import random
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from sessionrec.graphs.store import GraphStore
-from sessionrec.metrics import RankingMetrics
 from sessionrec.models import CLICKS, COMPOSITE, NETWORK, build_model
+from sessionrec.runtime import pick_device, seed_everything
+from sessionrec.scoring import score_store
+from sessionrec.training.checkpoint import Checkpoint, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 SELECT_ON = "MRR@20"
@@ -44,40 +42,6 @@ class TrainConfig:
     ties: str = "expected"
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def set_threads(num_threads: int) -> int:
-    """``num_threads`` > 0 wins; else ``OMP_NUM_THREADS``; else torch's default. Returns the count in use."""
-    n = num_threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
-    if n > 0:
-        torch.set_num_threads(n)
-    return torch.get_num_threads()
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-@torch.no_grad()
-def score_store(model, store: GraphStore, batch_size: int, ks, ties: str, device, keep_examples: bool = False,
-                n_items: int | None = None, desc: str = "eval"):
-    """Mean loss and ranking metrics of ``model`` on every example of ``store``; returns (loss, RankingMetrics)."""
-    model.eval()
-    acc = RankingMetrics(ks, ties, n_items=n_items, keep_examples=keep_examples)
-    total, n = 0.0, 0
-    for batch in tqdm(store.iter_batches(batch_size), total=-(-len(store) // batch_size), desc=desc, leave=False):
-        batch = batch.to(device)
-        scores = model(batch)
-        total += float(F.cross_entropy(scores, batch.target, reduction="sum"))
-        n += batch.size
-        acc.update(scores, batch.target, length=batch.length)  # on the model's device; no (B, N) copy
-    return total / max(n, 1), acc
-
-
 def validate(model, val: GraphStore, cfg: TrainConfig, device) -> dict:
     """Validation loss and R@K / MRR@K / NDCG@K under the tie rule."""
     val_loss, acc = score_store(model, val, cfg.batch_size, cfg.top_k, cfg.ties, device)
@@ -91,61 +55,6 @@ def log_step(live, row: dict) -> None:
     for k, v in row.items():
         live.log_metric(k, v)
     live.next_step()
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {"python": random.getstate(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-             "numpy_rest": [int(np_state[2]), int(np_state[3]), float(np_state[4])], "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    pos, has_gauss, cached = state["numpy_rest"]
-    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class Checkpoint:
-    """The resumable training state in one file, written atomically at the end of every epoch.
-
-    It holds the weights, the optimizer and scheduler, the last completed epoch, the RNG states, the early-stopping
-    state (best score, best weights, best epoch, epochs without gain, stopped) and the per-epoch log rows, so a
-    resumed run replays the DVCLive history and then continues exactly as an uninterrupted run would (batches are
-    shuffled from ``seed`` and ``epoch``). ``fingerprint`` names everything the result depends on except the epoch
-    cap; a checkpoint with another fingerprint is ignored, with a log line, and training starts from scratch.
-    """
-
-    def __init__(self, path, fingerprint: str):
-        self.path, self.fingerprint = Path(path), fingerprint
-
-    def load(self, max_epochs: int) -> dict | None:
-        if not self.path.exists():
-            return None
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as e:  # a truncated or foreign file: never resume from it
-            log.warning("checkpoint %s unreadable (%s): training from scratch", self.path, e)
-            return None
-        if state.get("fingerprint") != self.fingerprint:
-            log.info("checkpoint %s is for other params or data: training from scratch", self.path)
-            return None
-        if state["epoch"] > max_epochs:
-            log.info("checkpoint %s is past model.epochs=%d: training from scratch", self.path, max_epochs)
-            return None
-        return state
-
-    def save(self, state: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save({"fingerprint": self.fingerprint, **state}, tmp)
-        os.replace(tmp, self.path)  # a kill during the write leaves the previous checkpoint intact
 
 
 def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -242,7 +151,7 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
         opt.load_state_dict(saved["optimizer"])
         if sched is not None:
             sched.load_state_dict(saved["scheduler"])
-        _set_rng_state(saved["rng"])
+        set_rng_state(saved["rng"])
         st = {k: saved[k] for k in st}
         for row in st["history"]:
             log_step(live, row)
@@ -273,7 +182,7 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
         st["history"].append(row)
         if checkpoint is not None:
             checkpoint.save({**st, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "scheduler": sched.state_dict() if sched is not None else {}, "rng": _rng_state()})
+                             "scheduler": sched.state_dict() if sched is not None else {}, "rng": rng_state()})
         log_step(live, row)
     return st["best_state"], st["best_epoch"], st["best_metrics"], st["history"]
 
@@ -293,20 +202,3 @@ def fit_blend(config: dict, net_states: dict, val: GraphStore, cfg: TrainConfig,
              dict(zip(model.part_names, model.weights.tolist())), metrics["R@20"], metrics["MRR@20"],
              len(curve), {str(w): round(v, 4) for w, v in sorted(curve.items(), key=lambda kv: -kv[1])[:5]})
     return copy.deepcopy(model.state_dict()), metrics, curve
-
-
-def save_checkpoint(path, config: dict, state_dict: dict, extra: dict | None = None) -> None:
-    """Plain tensors and Python values only, so ``torch.load(weights_only=True)`` can read it back."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": config, "state_dict": state_dict, **(extra or {})}, path)
-
-
-def load_model(path, device=None):
-    """Model and checkpoint dict from ``path``; the one loader used by evaluate and serving."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: checkpoint not found (run the train stage)")
-    ckpt = torch.load(path, map_location=device or "cpu", weights_only=True)
-    model = build_model(ckpt["config"])
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    return model, ckpt

@@ -21,7 +21,8 @@ from sessionrec import paths
 from sessionrec.graphs.store import GraphStore
 from sessionrec.models import COMPOSITE, KINDS, registry
 from sessionrec.params import Params
-from sessionrec.training.loop import Checkpoint, TrainConfig, fit, fit_blend, log_step, refit
+from sessionrec.training.checkpoint import Checkpoint
+from sessionrec.training.loop import TrainConfig, fit, fit_blend, log_step, refit
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def fingerprint(config: dict, cfg: TrainConfig) -> str:
                                   sort_keys=True, default=list).encode())
     lib = Path(__file__).resolve().parents[1]
     code = sorted([*(lib / "models").glob("*.py"), *(lib / "training").glob("*.py"), lib / "graphs" / "batch.py", lib / "graphs" / "store.py",
-                   lib / "metrics.py"])
+                   lib / "metrics.py", lib / "scoring.py", lib / "runtime.py"])
     for path in (paths.SPLIT / "encoders.json", paths.SPLIT / "train.parquet",
                  paths.graph_store("train"), paths.graph_store("val"), *code):
         with open(path, "rb") as f:

@@ -9,7 +9,7 @@
 
 then one epoch of each neural model on a synthetic store, whole (data, forward, backward, step), once with the three
 library defaults patched back in and once as shipped.
-Run: ``python benchmarks/training_step.py [--repeats 200]``; it prints milliseconds per call and the ratios.
+Run: ``python benchmarks/speed/training_step.py [--repeats 200]``; it prints milliseconds per call and the ratios.
 """
 
 from __future__ import annotations

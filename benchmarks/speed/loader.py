@@ -1,7 +1,7 @@
 """Batches per second: packed LMDB shards (ours) vs one record per example decoded per sample (the original design).
 
 Both stores hold the same examples and both decode with numpy (no pickle here either, so the ratio measures the
-layout and the per-sample work, not pickle). Run: ``python benchmarks/loader.py [--sessions 20000]``.
+layout and the per-sample work, not pickle). Run: ``python benchmarks/speed/loader.py [--sessions 20000]``.
 """
 
 from __future__ import annotations

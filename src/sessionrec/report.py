@@ -1,12 +1,78 @@
-"""Aggregate benchmark runs (models x seeds) into means and standard deviations, a chart, and a Markdown table."""
+"""Reports: PNG charts (matplotlib: they render offline, unlike the HTML of ``dvc plots``, which loads vega from a
+CDN), the evaluate stage's plots, and the benchmark's aggregation over seeds with its table and chart."""
 
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 
 import numpy as np
+
+LENGTH_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)
+
+
+def _bucket(length: np.ndarray) -> np.ndarray:
+    edges = np.array(LENGTH_BUCKETS)
+    return edges[np.searchsorted(edges, length, side="right") - 1]
+
+
+def write_test_plots(out_dir: Path, metrics: dict, per_example: dict, ks) -> None:
+    """``recall_at_k.csv`` (R@K, MRR@K, NDCG@K by K), ``recall_by_length.csv`` (R@20 by input length bucket) and
+    both as ``test_metrics.png``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "recall_at_k.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["k", "recall", "mrr", "ndcg"])
+        for k in sorted(ks):
+            w.writerow([k, metrics[f"R@{k}"], metrics[f"MRR@{k}"], metrics[f"NDCG@{k}"]])
+    bucket = _bucket(per_example["length"])
+    with open(out_dir / "recall_by_length.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["length", "recall_20", "examples"])
+        for b in np.unique(bucket):
+            m = bucket == b
+            w.writerow([int(b), round(float(per_example["R@20"][m].mean()), 6), int(m.sum())])
+    ks = sorted(ks)
+    buckets = [int(b) for b in np.unique(bucket)]
+    by_k = {name: (ks, [metrics[f"{name}@{k}"] for k in ks]) for name in ("R", "MRR", "NDCG")}
+    by_length = {"R@20": (buckets, [float(per_example["R@20"][bucket == b].mean()) for b in buckets])}
+    line_panels({"test metrics by K": by_k, "test R@20 by input length": by_length}, out_dir / "test_metrics.png",
+                {"test metrics by K": "K", "test R@20 by input length": "input length (bucket start)"})
+
+
+def line_panels(panels: dict[str, dict[str, tuple[list, list]]], out_path: Path, xlabel: str | dict) -> None:
+    """One panel per title, one line per label: ``panels[title][label] = (xs, ys)``; two panels per row.
+    ``xlabel`` is one label for all panels or a dict by title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ncols = min(2, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.4 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (title, lines) in zip(axes.flat, panels.items()):
+        for label, (xs, ys) in lines.items():
+            ax.plot(xs, ys, marker="o", ms=3, label=label)
+        ax.set_xlabel(xlabel[title] if isinstance(xlabel, dict) else xlabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+
+
+def plot_curves(curves: dict[str, dict[str, list]], out_path: Path) -> None:
+    """``curves[experiment][metric] = [(step, value), ...]`` as one PNG: a panel per metric, a line per experiment."""
+    metrics = list(next(iter(curves.values())))
+    panels = {m: {name: ([s + 1 for s, _ in by[m]], [v for _, v in by[m]]) for name, by in curves.items()}
+              for m in metrics}
+    line_panels(panels, out_path, "epoch")
+
 
 TIMINGS = ("train_seconds", "train_examples_per_second", "inference_ms_per_session")
 
@@ -63,7 +129,7 @@ def write_csv(summary: dict, path: Path) -> None:
                         round(s["MRR@20"]["std"], 6)])
 
 
-def plot(summary: dict, path: Path) -> None:
+def plot_benchmark(summary: dict, path: Path) -> None:
     """Horizontal bars of test R@20 and MRR@20 (mean, with the std over seeds as error bars)."""
     import matplotlib
 
@@ -85,13 +151,3 @@ def plot(summary: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def replace_in_readme(readme: Path, name: str, table: str) -> None:
-    """Replace the text between ``<!-- benchmark:NAME -->`` and ``<!-- /benchmark:NAME -->``."""
-    text = readme.read_text()
-    start, end = f"<!-- benchmark:{name} -->", f"<!-- /benchmark:{name} -->"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{readme}: no {start} ... {end} markers")
-    readme.write_text(pattern.sub(lambda _: f"{start}\n{table}\n{end}", text))

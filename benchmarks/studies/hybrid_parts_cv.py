@@ -9,14 +9,13 @@ other. Variants: no repeat part; within-session frequency (normalised by its max
 parts or in the two stages of ``Hybrid.tune`` (what ``hybrid.py`` does). Run it in a project whose
 ``dvc repro benchmarks/dvc.yaml`` is done:
 
-    python benchmarks/hybrid_parts_cv.py --seeds 1 2 3 [--max-examples 1200]
+    python benchmarks/studies/hybrid_parts_cv.py --seeds 1 2 3 [--max-examples 1200]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sessionrec import paths
-from sessionrec.plotting import line_panels
 
 VAL = "metrics/val.json"
 TEST = "metrics/test.json"
@@ -129,11 +127,3 @@ def read_curve(rev: str, metric: str, cwd=None) -> list[tuple[int, float]]:
         raise ExperimentsError(f"{rev[:7]} has no {path} (did its train stage run?)")
     lines = r.stdout.strip().splitlines()[1:]
     return [(int(a), float(b)) for a, b in (line.split("\t")[:2] for line in lines)]
-
-
-def plot_curves(curves: dict[str, dict[str, list]], out_path: Path) -> None:
-    """``curves[experiment][metric] = [(step, value), ...]`` as one PNG: a panel per metric, a line per experiment."""
-    metrics = list(next(iter(curves.values())))
-    panels = {m: {name: ([s + 1 for s, _ in by[m]], [v for _, v in by[m]]) for name, by in curves.items()}
-              for m in metrics}
-    line_panels(panels, out_path, "epoch")
