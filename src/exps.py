@@ -11,8 +11,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from sessionrec.tools import experiments as ex
 from sessionrec.cli import run
+from sessionrec.tools import experiments as ex
 
 log = logging.getLogger("exps")
 

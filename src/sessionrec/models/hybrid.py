@@ -1,15 +1,9 @@
 r"""Ours: a weighted product of experts of separately trained networks, STAN and the session's own clicks, the weights
 chosen on validation.
 
-The weighted hybrid the original design left as future work, made repeat-aware. Published comparisons (and the
-reference table next to ``../shared/data/splits``) find session-kNN hard to beat on e-commerce logs, and the parts
-err differently: STAN is sharp on sessions whose items co-occur in recent neighbours and silent (all-zero, tied)
-elsewhere; a recurrent network (GRU4Rec) and session-graph networks (SR-GNN, the GNN with side information) rank every
-item, rarely seen ones included, and disagree on the order of the head; none of them knows that shoppers go back to
-what they have just viewed (RepeatNet, Ren et al., AAAI 2019): in the last tenth of the training examples of the
-REES46 head and of the DIGINETICA sample splits, 19% and 69% of the targets are an item of the input session. For
-networks ``m = 1..M`` (``hybrid_nets``), STAN, and the repeat indicators ``\rho^{last}_i = [i = s_n]`` (the last click) and
-``\rho^{earlier}_i = [i \in \{s_1..s_{n-1}\} \setminus \{s_n\}]`` (the session's other items):
+The weighted hybrid the original design left as future work, made repeat-aware (why it is built so, and the
+validation studies that chose each part: docs/models.md). For networks ``m = 1..M`` (``hybrid_nets``), STAN, and
+the repeat indicators ``\rho^{last}_i = [i = s_n]`` (the last click) and ``\rho^{earlier}_i = [i \in \{s_1..s_{n-1}\} \setminus \{s_n\}]`` (the session's other items):
 
 .. math::
     \hat y = \sum_{m=1}^{M} w_m \log\big(\mathrm{softmax}(\hat z_m) + \epsilon\big)
@@ -21,14 +15,6 @@ a weighted geometric mean of the parts' normalised scores (log-linear pooling): 
 weighted part, so STAN's silence (score 0, ``log eps``) demotes what the networks alone would rank, the networks order
 what STAN ties, and a repeat weight lifts the session's own items by ``w log(1 / eps)`` over the rest (the last click
 and the earlier ones apart: on the REES46 head consecutive repeats are collapsed, so the last click is rarely next).
-Design history, all of it decided on validation: a linear blend of the same networks and STAN came first and was worse
-than log-linear pooling on R@20 and MRR@20 at its best weights on the synthetic default and the REES46 head split,
-for every seed. The repeat parts came after the DIGINETICA test table showed the hybrid short of the tuned STAN; they
-were chosen over a within-session frequency and a recency-decayed frequency part by a 2-fold cross-validation of the
-weight choice inside the validation split (folds by session): mean held-out MRR@20 over seeds, none / frequency /
-recency / last + earlier: REES46 head (seeds 1-3) 12.9 / 17.3 / 16.6 / 18.4, DIGINETICA sample (seeds 1-5) 39.7 /
-58.1 / 58.2 / 59.9, synthetic default (seed 1, 1,200 validation examples drawn at random) 38.8 for all four: the
-repeat weights were 0 there. ``benchmarks/hybrid_parts_cv.py`` reruns this study from a benchmark's saved runs.
 
 * every network is trained alone by the one training loop, its epochs chosen on its own validation MRR@20 (in the
   benchmark the hybrid reuses the very networks of the other rows, so it adds no training of its own);

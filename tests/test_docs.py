@@ -1,0 +1,26 @@
+"""The documents stay true to the committed JSON: README's headline table and docs/results.md are what
+``src/render_docs.py`` renders, and README stays a guide."""
+
+import re
+
+from conftest import ROOT
+from sessionrec.tools.docs import RESULTS_MD, headline, results_md
+
+
+def test_readme_headline_is_the_rendered_table():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- headline: [^>]*-->\n(.*?)\n<!-- /headline -->", readme, re.S)
+    assert block, "README.md has no headline block"
+    assert block.group(1) == headline(ROOT), "README's headline table is stale: python src/render_docs.py --headline"
+
+
+def test_results_md_is_generated_from_the_committed_summaries():
+    assert (ROOT / RESULTS_MD).read_text() == results_md(ROOT), "docs/results.md is stale: python src/render_docs.py"
+
+
+def test_readme_is_a_guide_and_no_document_says_who_ran_what():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+    pattern = re.compile(r"session's machine|previous session|this session|earlier session|on this machine", re.I)
+    for path in [ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").glob("*.md")]:
+        hits = [line for line in path.read_text().splitlines() if pattern.search(line)]
+        assert not hits, (path.name, hits)
