@@ -21,7 +21,7 @@ from sessionrec.models import NETWORK, build_model, names
 from sessionrec.models.registry import model_config
 from sessionrec.params import ModelParams
 from sessionrec.scoring import score_store
-from sessionrec.training.loop import TrainConfig, fit, fit_blend
+from sessionrec.training.loop import TrainConfig, fit, new_model
 
 VOCAB = {"category": 2, "sub_category": 2, "element": 2, "brand": 2}
 NEURAL = sorted(names(NETWORK))
@@ -51,8 +51,15 @@ def planted(tmp: Path):
 def trained(name: str, data, seed: int, dropout: float = 0.0) -> dict:
     """``name`` fitted on the planted train split (epochs chosen on validation); its state dict."""
     (train, events), val, _ = data
-    state, _, _, _ = fit(config(name, dropout), train, val, train_config(seed), train_events=events)
-    return state
+    cfg = train_config(seed)
+    return fit(new_model(config(name, dropout), cfg.seed), train, val, cfg, train_events=events).state
+
+
+def blend(hcfg: dict, nets: dict, val, cfg: TrainConfig, events):
+    """The hybrid ``hcfg`` with the networks' states ``nets``, its weights chosen on ``val``: ``fit``'s result."""
+    model = new_model(hcfg, cfg.seed)
+    model.load_nets(nets)
+    return fit(model, None, val, cfg, train_events=events)
 
 
 def scored(name: str, state: dict, test, cfg: dict | None = None) -> dict:
@@ -86,9 +93,9 @@ def hybrid_planted_map(seed: int, tmp: Path) -> dict:
     torch.manual_seed(seed)
     untrained = build_model(config("srgnn")).state_dict()
     hcfg = config("hybrid")
-    state, metrics, curve = fit_blend(hcfg, {"gru4rec": gru, "srgnn": untrained}, val, train_config(seed), events)
-    best = max(curve.values())
-    return {"R@1": scored("hybrid", state, test, hcfg)["R@1"],
+    f = blend(hcfg, {"gru4rec": gru, "srgnn": untrained}, val, train_config(seed), events)
+    curve, best = f.curve, max(f.curve.values())
+    return {"R@1": scored("hybrid", f.state, test, hcfg)["R@1"],
             "untrained_alone/best": curve[(0.0, 1.0, 0.0, 0.0, 0.0)] / best}
 
 
@@ -111,7 +118,8 @@ def hybrid_repeat_parts(seed: int, tmp: Path) -> dict:
     hcfg = config("hybrid", hybrid_nets=["gru4rec"])
     torch.manual_seed(seed)
     untrained = build_model(config("gru4rec")).state_dict()
-    state, _, curve = fit_blend(hcfg, {"gru4rec": untrained}, val, train_config(seed, 1, 1), events)
+    f = blend(hcfg, {"gru4rec": untrained}, val, train_config(seed, 1, 1), events)
+    state, curve = f.state, f.curve
     model = build_model(hcfg)
     model.load_state_dict(state)
     w = dict(zip(model.part_names, model.weights.tolist()))

@@ -7,12 +7,11 @@ import pytest
 import torch
 
 from conftest import N_ITEMS, session_store
-from quality import CHECKS, assert_within_bounds, config, repeat_store, train_config
+from quality import CHECKS, assert_within_bounds, blend, config, repeat_store, train_config
 from quality import planted as planted_data
 from sessionrec.graphs.build import session_graph
 from sessionrec.models import NETWORK, REGISTRY, build_model
 from sessionrec.models.srgnn import SRGNN
-from sessionrec.training.loop import fit, fit_blend
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +55,14 @@ def test_hybrid_weights_are_the_best_point_of_the_validation_curve(planted):
     torch.manual_seed(0)
     nets = {n: build_model(config(n)).state_dict() for n in ("gru4rec", "srgnn")}
     hcfg = config("hybrid")
-    state, metrics, curve = fit_blend(hcfg, nets, val, cfg, events)
+    f = blend(hcfg, nets, val, cfg, events)
+    metrics, curve = f.val, f.curve
     model = build_model(hcfg)
-    model.load_state_dict(state)
+    model.load_state_dict(f.state)
     w = model.weights.tolist()
     assert model.part_names == ["gru4rec", "srgnn", "stan", "repeat_last", "repeat_earlier"]
     assert len(curve) == 66 + 65 and abs(sum(w) - 1) < 1e-9  # the 3-part grid, then 66 repeat mixes (one shared)
     assert curve[tuple(w)] == max(curve.values()) and metrics["MRR@20"] == pytest.approx(curve[tuple(w)])
-    with pytest.raises(ValueError, match="trained one by one"):
-        fit(hcfg, train, val, cfg, train_events=events)
 
 
 def test_hybrid_repeat_parts_lift_the_sessions_own_items_when_validation_says_so(tmp_path):

@@ -2,11 +2,11 @@
 
 For each seed: the networks of ``model.hybrid_nets`` as chosen on validation (``models/benchmark/NET-SEED.pt``,
 ``chosen_state``: trained on the train split only), STAN fitted on the train split, and candidate repeat parts, all
-scored on the validation split. The weight choice of ``Hybrid.tune`` (best MRR@20 on the simplex grid of step 0.1) is
+scored on the validation split. The weight choice of ``training.blend.choose_weights`` (best MRR@20 on the simplex grid of step 0.1) is
 cross-validated inside validation: 2 folds by session, weights chosen on one fold, MRR@20 and R@20 measured on the
 other. Variants: no repeat part; within-session frequency (normalised by its maximum); recency-decayed frequency
 (0.5 per step back); the last-click and earlier-clicks indicators, with the weights chosen on the full grid of all
-parts or in the two stages of ``Hybrid.tune`` (what ``hybrid.py`` does). Run it in a project whose
+parts or in the two stages of ``training.blend.choose_weights`` (what ``hybrid.py`` does). Run it in a project whose
 ``dvc repro benchmarks/dvc.yaml`` is done:
 
     python benchmarks/studies/hybrid_parts_cv.py --seeds 1 2 3 [--max-examples 1200]
@@ -24,7 +24,8 @@ from sessionrec import paths
 from sessionrec.graphs.store import GraphStore
 from sessionrec.metrics import metrics_from_counts, rank_counts
 from sessionrec.models import build_model
-from sessionrec.models.hybrid import EPS, TIE, Hybrid, simplex_grid
+from sessionrec.models.hybrid import EPS, TIE, Hybrid
+from sessionrec.training.blend import simplex_grid
 from sessionrec.params import load_params
 from sessionrec.training.run import model_config, read_events, with_model
 
@@ -54,7 +55,7 @@ def per_example(p: torch.Tensor, n_nets: int, grid, target, n_items: int):
 
 
 def two_stage(parts, n_nets, target, n_items, fit, held) -> tuple:
-    """``Hybrid.tune``'s choice made on the examples ``fit``, scored on ``held``: (MRR@20, R@20, weights). Its rule,
+    """``training.blend.choose_weights``'s choice made on the examples ``fit``, scored on ``held``: (MRR@20, R@20, weights). Its rule,
     restated over in-memory parts (``tune`` reads a whole store, and the folds are subsets of one)."""
     base = simplex_grid(n_nets + 1)
     first, _ = per_example(parts, n_nets, [(*u, 0.0, 0.0) for u in base], target, n_items)

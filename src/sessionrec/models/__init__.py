@@ -6,8 +6,12 @@ scores (padding id 0 at -inf), ``forward(batch) = score(encode(batch))``, and a 
 - ``network``: trained by gradient in the one training loop (``training.loop.fit``);
 - ``clicks``: fitted on the training clicks, ``fit_events(session, item, ts)`` (numpy arrays sorted by session, then
   time): popularity and session-kNN;
-- ``composite``: separately trained networks and a click-fitted part, blended with weights chosen on validation
-  (``load_nets``, ``fit_events``, ``tune``; ``tuned_buffers`` keep the chosen weights through a refit): the hybrid.
+- ``composite``: separately trained networks and a click-fitted part, blended with weights chosen on validation:
+  the hybrid (``load_nets``, ``fit_events``, ``parts`` / ``pool_inputs`` / ``pool`` and a ``weights`` buffer, which
+  ``training.blend.choose_weights`` sets).
+
+``training.loop.fit(model, ...)`` dispatches on the kind; besides it, only the code that trains a composite's
+networks first (``training.run``) and names its files (``paths``, the benchmark stage) asks ``KINDS``.
 
 ``KINDS`` is torch-free, so validating ``params.yaml`` (``sessionrec.params``) never imports torch; ``REGISTRY`` and
 ``build_model`` are loaded on first use (``sessionrec.models.registry``), which checks that the two agree.

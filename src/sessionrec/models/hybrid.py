@@ -18,7 +18,7 @@ and the earlier ones apart: on the REES46 head consecutive repeats are collapsed
 
 * every network is trained alone by the one training loop, its epochs chosen on its own validation MRR@20 (in the
   benchmark the hybrid reuses the very networks of the other rows, so it adds no training of its own);
-* ``w`` is then chosen on validation MRR@20 (``tune``): first the networks' and STAN's mix on their simplex grid of step
+* ``w`` is then chosen on validation MRR@20 (``training.blend.choose_weights``): first the networks' and STAN's mix on their simplex grid of step
   0.1 (every one of them alone and every mix are candidates), then how much weight the repeat parts take from that mix
   (0 included: they enter only when they raise validation MRR@20); the last term orders what the blend leaves tied
   (STAN's zeros at ``w_{M+1} = 1``) and never changes an order the blend decides (float64 throughout);
@@ -31,9 +31,6 @@ Shapes: ``forward(batch)`` -> ``(B, N)`` (padding at -inf); ``parts(batch)`` -> 
 
 from __future__ import annotations
 
-import itertools
-
-import numpy as np
 import torch
 from torch import nn
 
@@ -42,21 +39,13 @@ from sessionrec.models import COMPOSITE
 from sessionrec.models.knn import STAN
 from sessionrec.models.layers import mask_padding
 
-STEP = 10  # grid resolution: weights are multiples of 1 / STEP
 TIE = 1e-9
 EPS = 1e-6  # floor of every normalised score before the log
 REPEAT_PARTS = ("repeat_last", "repeat_earlier")
 
 
-def simplex_grid(parts: int, step: int = STEP) -> list[tuple[float, ...]]:
-    """Every weight vector of ``parts`` non-negative multiples of ``1 / step`` summing to 1."""
-    return [tuple(c / step for c in combo) for combo in itertools.product(range(step + 1), repeat=parts)
-            if sum(combo) == step]
-
-
 class Hybrid(nn.Module):
-    kind = COMPOSITE  # its networks are trained one by one (training.run), then ``tune`` chooses the weights
-    tuned_buffers = ("weights",)  # chosen on validation; a refit keeps them
+    kind = COMPOSITE  # its networks are trained one by one (training.run), then training.blend chooses the weights
 
     def __init__(self, n_items: int, nets: dict, stan: dict):
         """``nets``: ``{network name: its constructor arguments}`` in blending order (``model.hybrid_nets``, checked
@@ -123,45 +112,3 @@ class Hybrid(nn.Module):
     def forward(self, batch: Batch) -> torch.Tensor:
         with_knn = bool(self.weights[len(self.nets)] > 0)
         return self.pool(*self.pool_inputs(self.parts(batch, with_knn=with_knn)), self.weights)
-
-    @torch.no_grad()
-    def _curve(self, store, batch_size: int, ties: str, device, grid: list) -> dict:
-        """Validation MRR@20 of every weight vector of ``grid``. Per point only the target's rank is counted, so the
-        grid costs a few passes over each (B, N) batch."""
-        from sessionrec.metrics import metrics_from_counts, rank_counts
-
-        ws = torch.tensor(grid, dtype=torch.float64, device=device)
-        sums, n = torch.zeros(len(grid), dtype=torch.float64), 0
-        for batch in store.iter_batches(batch_size):
-            batch = batch.to(device)
-            logs, tie = self.pool_inputs(self.parts(batch))
-            for i, w in enumerate(ws):
-                scores = self.pool(logs, tie, w)
-                mrr = metrics_from_counts(*rank_counts(scores, batch.target, masked=True), [20], ties)["MRR@20"]
-                sums[i] += mrr.sum().cpu()
-            n += batch.size
-        return {w: float(v) / max(n, 1) for w, v in zip(grid, sums)}
-
-    @torch.no_grad()
-    def tune(self, store, batch_size: int, ties: str, device) -> dict:
-        """Choose ``weights`` on ``store`` (validation) by MRR@20 in two stages; returns {weights: MRR@20}.
-
-        1. the networks' and STAN's mix ``u`` on their simplex grid (repeat weights 0); ties go to the mix nearest
-           the uniform one;
-        2. the repeat weights ``(r_last, r_earlier)`` on their grid of step 0.1 (sum at most 1), the parts of ``u``
-           scaled by ``1 - r_last - r_earlier``; ``(0, 0)`` is a candidate and wins ties, so the repeat parts enter
-           only when they raise validation MRR@20.
-        The full grid over all M + 3 parts has 3,003 points for M = 3 (about 4 min per seed on the synthetic default
-        here, 10 times these two stages' 286 + 66)."""
-        self.eval()
-        n_base = len(self.nets) + 1
-        base = simplex_grid(n_base)
-        first = self._curve(store, batch_size, ties, device, [(*u, 0.0, 0.0) for u in base])
-        uniform = np.full(n_base, 1 / n_base)
-        u = max(base, key=lambda u: (first[(*u, 0.0, 0.0)], -float(np.abs(np.array(u) - uniform).sum())))
-        repeat = [(a / STEP, b / STEP) for a in range(STEP + 1) for b in range(STEP + 1 - a)]
-        second = self._curve(store, batch_size, ties, device,
-                             [(*(round((1 - a - b) * x, 12) for x in u), a, b) for a, b in repeat])
-        best = max(second, key=lambda w: (second[w], -(w[-2] + w[-1]), -w[-2]))
-        self.weights.copy_(torch.tensor(best, dtype=torch.float64))
-        return {**first, **second}

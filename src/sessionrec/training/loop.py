@@ -13,16 +13,17 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from sessionrec.graphs.store import GraphStore
-from sessionrec.models import CLICKS, COMPOSITE, NETWORK, build_model
+from sessionrec.models import COMPOSITE, NETWORK, build_model
 from sessionrec.runtime import pick_device, seed_everything
 from sessionrec.scoring import score_store
+from sessionrec.training.blend import choose_weights
 from sessionrec.training.checkpoint import Checkpoint, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -90,56 +91,53 @@ def train_epoch(model, opt, train: GraphStore, cfg: TrainConfig, epoch: int, dev
     return total / max(n, 1)
 
 
-def refit(config: dict, train_and_val: GraphStore, cfg: TrainConfig, lrs: list, train_events=None,
-          chosen_state: dict | None = None, net_states: dict | None = None) -> dict:
-    """After the choice on validation, the same model on train + validation: ``len(lrs)`` epochs (the chosen
-    count) at the learning rates the chosen run used, epoch by epoch; models fitted on clicks refit on all of them;
-    values tuned on validation (a model's ``tuned_buffers``) are taken from ``chosen_state``; a composite model
-    (the hybrid) takes its networks' refitted weights from ``net_states``."""
-    seed_everything(cfg.seed)
-    device = pick_device()
-    model = build_model(config).to(device)
-    fit_clicks(model, train_events)
-    if model.kind == COMPOSITE:
-        for name in model.tuned_buffers:
-            getattr(model, name).copy_(chosen_state[name])
-        model.load_nets(net_states)
-    if model.kind != NETWORK:
-        return copy.deepcopy(model.state_dict())
-    opt = make_optimizer(model, lrs[0], cfg.weight_decay)
-    for epoch, lr in enumerate(lrs, 1):
-        for group in opt.param_groups:
-            group["lr"] = lr
-        t0 = time.time()
-        loss = train_epoch(model, opt, train_and_val, cfg, epoch, device)
-        log.info("refit epoch %d/%d on train + val: loss %.4f, lr %g (%.1fs)", epoch, len(lrs), loss, lr,
-                 time.time() - t0)
-    return copy.deepcopy(model.state_dict())
+def new_model(config: dict, seed: int) -> torch.nn.Module:
+    """The model ``config`` describes (``models.registry.model_config``), its weights drawn after seeding every RNG
+    with ``seed``, on the training device. Training continues the same RNG streams (batch order aside: that is drawn
+    from ``seed`` and the epoch), so a run is fixed by ``config`` and ``seed``."""
+    seed_everything(seed)
+    return build_model(config).to(pick_device())
 
 
-def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live=None, train_events=None,
-        checkpoint: Checkpoint | None = None):
-    """Train the model that ``config`` describes; return ``(best_state_dict, best_epoch, best_val_metrics, history)``,
-    ``history`` the per-epoch log rows (``train/loss``, ``lr``, ``val/...``).
+@dataclass
+class Fitted:
+    """What ``fit`` chose on validation: the model's state at its best epoch (``state``), that epoch (0 for models
+    without epochs), its validation metrics, the per-epoch log rows, and for a composite model the validation
+    MRR@20 of every weight vector tried (``curve``)."""
 
-    ``train_events`` (dict of numpy arrays ``session``, ``item``, ``ts``, sorted by session then time) fits the
-    models that are not trained by gradient. With ``checkpoint``, resume from it when it matches and save it after
-    every epoch.
+    state: dict
+    best_epoch: int
+    val: dict
+    history: list
+    curve: dict = field(default_factory=dict)
+
+
+def fit(model, train: GraphStore | None, val: GraphStore, cfg: TrainConfig, live=None, train_events=None,
+        checkpoint: Checkpoint | None = None) -> Fitted:
+    """Fit ``model`` (from ``new_model``) by its kind and choose on ``val``; ``model`` is left as trained.
+
+    - ``network``: epochs of ``train`` (see the module docstring); with ``checkpoint``, resume from it when it
+      matches and save it after every epoch;
+    - ``clicks``: ``fit_events`` on ``train_events`` (numpy arrays ``session``, ``item``, ``ts``, sorted by session
+      then time);
+    - ``composite``: its networks already loaded (``load_nets``, each trained and chosen alone), its click part
+      fitted on ``train_events``, then its weights chosen on ``val`` (``training.blend.choose_weights``).
+    Every kind logs its validation rows to ``live`` (DVCLive), one step per epoch.
     """
-    seed_everything(cfg.seed)
     device = pick_device()
-    model = build_model(config).to(device)
-    if model.kind == COMPOSITE:
-        raise ValueError(f"{config['name']}: its networks are trained one by one (training.run.train_and_choose), "
-                         "then fit_blend chooses the weights")
     fit_clicks(model, train_events)
-    if model.kind == CLICKS:
+    if model.kind != NETWORK:
+        curve = choose_weights(model, val, cfg.batch_size, cfg.ties, device) if model.kind == COMPOSITE else {}
         metrics = validate(model, val, cfg, device)
+        if curve:
+            log.info("weights chosen on validation: %s -> val R@20 %.4f, MRR@20 %.4f (best 5 of %d: %s)",
+                     dict(zip(model.part_names, model.weights.tolist())), metrics["R@20"], metrics["MRR@20"],
+                     len(curve), {str(w): round(v, 4) for w, v in sorted(curve.items(), key=lambda kv: -kv[1])[:5]})
         row = {f"val/{k}": v for k, v in metrics.items()}
         if checkpoint is not None:  # nothing to resume, but the stage declares the output
             checkpoint.save({"epoch": 0, "stopped": True, "history": [row]})
         log_step(live, row)
-        return copy.deepcopy(model.state_dict()), 0, metrics, [row]
+        return Fitted(copy.deepcopy(model.state_dict()), 0, metrics, [row], curve)
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=1) \
         if cfg.use_scheduler else None
@@ -184,21 +182,24 @@ def fit(config: dict, train: GraphStore, val: GraphStore, cfg: TrainConfig, live
             checkpoint.save({**st, "model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict() if sched is not None else {}, "rng": rng_state()})
         log_step(live, row)
-    return st["best_state"], st["best_epoch"], st["best_metrics"], st["history"]
+    return Fitted(st["best_state"], st["best_epoch"], st["best_metrics"], st["history"])
 
 
-def fit_blend(config: dict, net_states: dict, val: GraphStore, cfg: TrainConfig, train_events) -> tuple:
-    """The hybrid (a ``composite`` model): its networks from ``net_states`` (``{name: state_dict}``, each trained
-    and chosen on validation alone), its click-based part fitted on ``train_events``, then its weights chosen on
-    ``val`` (``model.tune``). Returns ``(state_dict, val_metrics, {weights: val MRR@20})``."""
-    seed_everything(cfg.seed)
+def refit(model, train_and_val: GraphStore | None, cfg: TrainConfig, lrs: list, train_events=None) -> dict:
+    """After the choice on validation, the same configuration on train + validation; returns its state. ``model``
+    comes fresh from ``new_model`` (a composite one with its chosen state and its networks' refitted weights
+    loaded); click parts refit on all of ``train_events``; a network trains ``len(lrs)`` epochs (the chosen count)
+    at the learning rates the chosen run used, epoch by epoch."""
     device = pick_device()
-    model = build_model(config).to(device)
-    model.load_nets(net_states)
     fit_clicks(model, train_events)
-    curve = model.tune(val, cfg.batch_size, cfg.ties, device)
-    metrics = validate(model, val, cfg, device)
-    log.info("hybrid weights chosen on validation: %s -> val R@20 %.4f, MRR@20 %.4f (best 5 of %d: %s)",
-             dict(zip(model.part_names, model.weights.tolist())), metrics["R@20"], metrics["MRR@20"],
-             len(curve), {str(w): round(v, 4) for w, v in sorted(curve.items(), key=lambda kv: -kv[1])[:5]})
-    return copy.deepcopy(model.state_dict()), metrics, curve
+    if model.kind != NETWORK:
+        return copy.deepcopy(model.state_dict())
+    opt = make_optimizer(model, lrs[0], cfg.weight_decay)
+    for epoch, lr in enumerate(lrs, 1):
+        for group in opt.param_groups:
+            group["lr"] = lr
+        t0 = time.time()
+        loss = train_epoch(model, opt, train_and_val, cfg, epoch, device)
+        log.info("refit epoch %d/%d on train + val: loss %.4f, lr %g (%.1fs)", epoch, len(lrs), loss, lr,
+                 time.time() - t0)
+    return copy.deepcopy(model.state_dict())

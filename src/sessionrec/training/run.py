@@ -22,7 +22,7 @@ from sessionrec.graphs.store import GraphStore
 from sessionrec.models import COMPOSITE, KINDS, registry
 from sessionrec.params import Params
 from sessionrec.training.checkpoint import Checkpoint
-from sessionrec.training.loop import TrainConfig, fit, fit_blend, log_step, refit
+from sessionrec.training.loop import TrainConfig, fit, new_model, refit
 
 log = logging.getLogger(__name__)
 
@@ -98,19 +98,19 @@ def train_and_choose(params: Params, live=None, resumable: bool = False, given: 
     n_train, n_val = len(train), len(val)
     checkpoint = Checkpoint(checkpoint_path, fingerprint(config, cfg)) if resumable else None
     t0 = time.perf_counter()
-    state, epoch, metrics, history = fit(config, train, val, cfg, live=live, train_events=events,
-                                         checkpoint=checkpoint)
+    f = fit(new_model(config, cfg.seed), train, val, cfg, live=live, train_events=events, checkpoint=checkpoint)
     train.close()
     val.close()  # LMDB opens an environment once per process: the refit reopens both as one store
-    chosen, seen = state, n_train * len(history) if epoch else 0
+    epoch, state = f.best_epoch, f.state
+    seen = n_train * len(f.history) if epoch else 0
     if params.model.refit:  # the choice is made; now the chosen configuration on train + validation
-        lrs = [row["lr"] for row in history[:epoch]] if epoch else []
+        lrs = [row["lr"] for row in f.history[:epoch]] if epoch else []
         both = {k: np.concatenate([events[k], val_events[k]]) for k in events}
         state = _refit_once(checkpoint, cfg, lrs, lambda: refit(
-            config, GraphStore([paths.graph_store("train"), paths.graph_store("val")]), cfg, lrs,
-            train_events=both, chosen_state=state))
+            new_model(config, cfg.seed), GraphStore([paths.graph_store("train"), paths.graph_store("val")]), cfg,
+            lrs, train_events=both))
         seen += (n_train + n_val) * len(lrs)
-    return Trained(config, state, chosen, epoch, metrics, history, time.perf_counter() - t0, seen)
+    return Trained(config, state, f.state, epoch, f.val, f.history, time.perf_counter() - t0, seen)
 
 
 def _refit_once(checkpoint: Checkpoint | None, cfg: TrainConfig, lrs: list, run_refit) -> dict:
@@ -141,16 +141,18 @@ def _train_hybrid(params: Params, live, given: dict, resumable: bool) -> Trained
     t0 = time.perf_counter()
     events = read_events("train")
     val = GraphStore(paths.graph_store("val"))
-    state, metrics, _ = fit_blend(config, {n: t.chosen_state for n, t in nets.items()}, val, cfg, events)
+    model = new_model(config, cfg.seed)
+    model.load_nets({n: t.chosen_state for n, t in nets.items()})
+    f = fit(model, None, val, cfg, live=live, train_events=events)
     val.close()
-    chosen = state
-    if params.model.refit:
+    state = f.state
+    if params.model.refit:  # the weights stay; every part is refitted on train + validation
         val_events = read_events("val")
         both = {k: np.concatenate([events[k], val_events[k]]) for k in events}
-        state = refit(config, None, cfg, [], train_events=both, chosen_state=state,
-                      net_states={n: t.state for n, t in nets.items()})
-    row = {f"val/{k}": v for k, v in metrics.items()}
-    log_step(live, row)
-    return Trained(config, state, chosen, None, metrics, [row],
+        model = new_model(config, cfg.seed)
+        model.load_state_dict(f.state)
+        model.load_nets({n: t.state for n, t in nets.items()})
+        state = refit(model, None, cfg, [], train_events=both)
+    return Trained(config, state, f.state, None, f.val, f.history,
                    sum(t.seconds for t in nets.values()) + time.perf_counter() - t0,
                    sum(t.examples_seen for t in nets.values()), {n: t.best_epoch for n, t in nets.items()})
