@@ -177,6 +177,18 @@ class BenchmarkParams:
             raise ParamsError(f"benchmark.seeds: expected a list of non-negative integers, got {self.seeds!r}")
 
 
+@dataclass(frozen=True)
+class ServeParams:
+    host: str = _f("127.0.0.1", doc="address the service listens on")
+    port: int = _f(8000, lo=1, hi=65535)
+    workers: int = _f(1, lo=1, hi=64, doc="uvicorn worker processes (each loads the model)")
+    max_sessions: int = _f(100_000, lo=1, hi=100_000_000, doc="live sessions kept; the least recently used go first")
+    session_ttl_seconds: float = _f(1800.0, lo=0.0, hi=1e7, lo_open=True, doc="a live session idle this long expires")
+    max_events: int = _f(200, lo=1, hi=100_000, doc="clicks per session or request")
+    max_k: int = _f(100, lo=1, hi=10_000, doc="largest k a request may ask for")
+    max_body_bytes: int = _f(65536, lo=256, hi=100_000_000, doc="largest request body")
+
+
 # Published protocols: ``protocol: NAME`` overrides these keys (the rest of params.yaml still applies). ``custom``
 # (the default) uses params.yaml as written.
 PROTOCOLS = {
@@ -227,6 +239,7 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     benchmark: BenchmarkParams = field(default_factory=BenchmarkParams)
+    serve: ServeParams = field(default_factory=ServeParams)
 
     def validate(self) -> None:
         missing = [n for n in self.model.hybrid_nets if n not in self.benchmark.models]

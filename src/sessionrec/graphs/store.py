@@ -102,6 +102,8 @@ class GraphStore:
     def __init__(self, path: str | Path | list):
         """One store, or several read as one (their shards in order), e.g. train + validation for a refit."""
         self.envs, self.shards, sizes = [], [], []
+        if path is None:  # from_examples fills it
+            return
         for p in (path if isinstance(path, (list, tuple)) else [path]):
             p = Path(p)
             if not p.exists():
@@ -114,6 +116,16 @@ class GraphStore:
             self.envs.append((env, txn))
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.targets = np.concatenate([s["target"] for s in self.shards]) if self.shards else np.zeros(0, np.int32)
+
+    @classmethod
+    def from_examples(cls, examples: list[dict]) -> "GraphStore":
+        """An in-memory store of ``examples`` (``build.build_examples`` dicts): the service batches live sessions
+        with the very code that batches the test split."""
+        store = cls(None)
+        store.shards = [_shard_arrays(examples)] if examples else []
+        store.starts = np.array([0, len(examples)], np.int64)
+        store.targets = store.shards[0]["target"] if examples else np.zeros(0, np.int32)
+        return store
 
     def __len__(self) -> int:
         return int(self.starts[-1])

@@ -1,0 +1,2 @@
+"""The recommendation service: ``recommender`` (clicks -> top-k), ``sessions`` (bounded live sessions), ``app``
+(FastAPI)."""

@@ -1,0 +1,136 @@
+"""From a live session's clicks to the top-k products: the model the pipeline trained, ranked with the very code that
+evaluates it (``load_model``, the graph builder, ``GraphStore`` batching), with popularity fallbacks.
+
+A click names the shop's own ``product_id``. Products the catalogue knows (those of the training split) become the
+session the model scores; the others are reported back as unknown. Strategies, in order:
+
+- ``model``: at least one known click: the model's scores over the whole catalogue;
+- ``category_popularity``: no known click, but the request says the unknown products' category: the most clicked
+  training products of that category;
+- ``popularity``: otherwise, the most clicked training products.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+
+from sessionrec import paths
+from sessionrec.graphs.build import NODE_INT_FEATURES, build_examples
+from sessionrec.graphs.store import GraphStore
+from sessionrec.training.checkpoint import load_model
+
+MODEL, POPULARITY, CATEGORY_POPULARITY = "model", "popularity", "category_popularity"
+
+
+@dataclass(frozen=True)
+class Click:
+    product_id: int
+    event_time: float | None = None  # unix seconds; None = the time of the request
+    category: str | None = None  # for a product the catalogue lacks: its category_code (its first level is used)
+
+
+class Recommender:
+    """``model`` scores ``Batch``es over items ``0..N-1`` (0 = padding). ``catalogue``: per item (index = item id)
+    the encoded node features the model was trained with (``NODE_INT_FEATURES`` and scaled ``price``) and its
+    ``product_id``; ``counts``: training clicks per item; ``display``: per item, what a shop shows (category path,
+    brand, price), each a list indexed by item."""
+
+    def __init__(self, model, name: str, catalogue: dict, counts: np.ndarray, display: dict):
+        self.model, self.name = model.eval(), name
+        self.catalogue, self.counts, self.display = catalogue, counts.astype(np.float64), display
+        self.item_of = {int(p): i for i, p in enumerate(catalogue["product_id"]) if i > 0}
+        self.n_items = len(counts)
+        self._lock = threading.Lock()  # one model call at a time: kNN models build an index lazily
+
+    @classmethod
+    def from_pipeline(cls, root: Path = Path("."), device: str = "cpu") -> "Recommender":
+        """The model of ``models/model.pt`` (through ``load_model``, as ``evaluate`` loads it) with the split's
+        catalogue and the training clicks."""
+        model, ckpt = load_model(root / paths.MODEL, device)
+        cat = pq.read_table(root / paths.SPLIT / "catalogue.parquet").to_pydict()
+        n = ckpt["config"]["n_items"]
+        catalogue = {f: np.zeros(n, np.float32 if f == "price" else np.int64) for f in (*NODE_INT_FEATURES, "price")}
+        catalogue["product_id"] = np.zeros(n, np.int64)
+        items = np.asarray(cat["item"], np.int64)
+        for f in (*NODE_INT_FEATURES[1:], "price", "product_id"):
+            catalogue[f][items] = cat[f]
+        catalogue["item"] = np.arange(n, dtype=np.int64)
+        train_items = pq.read_table(root / paths.SPLIT / "train.parquet", columns=["item"]).column("item").to_numpy()
+        counts = np.bincount(train_items, minlength=n)[:n]
+        return cls(model, ckpt["config"]["name"], catalogue, counts,
+                   product_display(root, catalogue["product_id"]))
+
+    def _scores(self, items: list[int], times: list[float]) -> np.ndarray:
+        """The model's scores ``(N,)`` for the session ``items`` (known item ids, in click order)."""
+        rows = np.asarray([*items, 0], np.int64)  # a placeholder target after the last click: one example, its input
+        features = {f: self.catalogue[f][rows] for f in (*NODE_INT_FEATURES, "price")}
+        features["ts"] = np.asarray([*times, times[-1]], np.int64)
+        example = next(build_examples(np.zeros(len(rows), np.int64), features, "last"))
+        batch = GraphStore.from_examples([example]).batch(np.array([0]))
+        with self._lock, torch.inference_mode():
+            return self.model(batch)[0].double().cpu().numpy()
+
+    def recommend(self, clicks: list[Click], k: int, exclude_seen: bool = True) -> dict:
+        """``{"strategy", "items": [{product_id, score, rank, **display}], "unknown_products"}``, best first."""
+        now = time.time()
+        known = [(self.item_of[c.product_id], now if c.event_time is None else c.event_time)
+                 for c in clicks if c.product_id in self.item_of]
+        unknown = list(dict.fromkeys(c.product_id for c in clicks if c.product_id not in self.item_of))
+        categories = {c.category.split(".")[0] for c in clicks if c.product_id not in self.item_of and c.category}
+        if known:
+            strategy = MODEL
+            scores = self._scores([i for i, _ in known], [t for _, t in known])
+        elif len(categories) == 1 and (in_cat := self.display["category_top"] == categories.pop()).any():
+            strategy = CATEGORY_POPULARITY
+            scores = np.where(in_cat, np.log1p(self.counts), -np.inf)
+        else:
+            strategy = POPULARITY
+            scores = np.log1p(self.counts)
+        scores = scores.copy()
+        scores[0] = -np.inf
+        if exclude_seen and known:
+            scores[[i for i, _ in known]] = -np.inf
+        order = np.lexsort((np.arange(len(scores)), -scores))  # by score, ties by item id: a stable answer
+        top = [int(i) for i in order[:k] if np.isfinite(scores[i])]
+        return {"strategy": strategy, "model": self.name if strategy == MODEL else None,
+                "unknown_products": unknown,
+                "items": [{"product_id": int(self.catalogue["product_id"][i]), "rank": r + 1,
+                           "score": float(scores[i]), **{f: self.display[f][i] for f in DISPLAY_FIELDS}}
+                          for r, i in enumerate(top)]}
+
+
+DISPLAY_FIELDS = ("category_code", "brand", "price")
+
+
+def product_display(root: Path, product_id: np.ndarray) -> dict:
+    """Per item: ``category_code`` (the category path, ``None`` when missing), ``brand`` and the raw ``price``, from
+    each product's last event in the filtered events; plus ``category_top`` (the path's first level) as an array."""
+    ev = pq.read_table(root / paths.EVENTS, columns=["product_id", "ts", "category", "sub_category", "element",
+                                                     "brand", "price"])
+    ev = ev.take(pc.sort_indices(ev, [("product_id", "ascending"), ("ts", "ascending")]))
+    pid = ev.column("product_id").to_numpy()
+    last = np.flatnonzero(np.r_[pid[1:] != pid[:-1], True])
+    row_of = dict(zip(pid[last].tolist(), last.tolist()))
+    vocab = pq.read_table(root / paths.INTERIM / "vocab.parquet").to_pydict()
+    label = {(f, c): lab for f, lab, c in zip(vocab["field"], vocab["label"], vocab["code"])}
+    cols = {c: ev.column(c).to_numpy() for c in ("category", "sub_category", "element", "brand", "price")}
+    out = {"category_code": [], "brand": [], "price": [], "category_top": []}
+    for p in product_id.tolist():
+        r = row_of.get(p)
+        levels = [label.get((f, int(cols[f][r]))) for f in ("category", "sub_category", "element")] if r is not None \
+            else [None]
+        levels = [x for x in levels if x and x != "unknown"]
+        out["category_code"].append(".".join(levels) or None)
+        out["category_top"].append(levels[0] if levels else "")
+        out["brand"].append(label.get(("brand", int(cols["brand"][r]))) if r is not None else None)
+        out["price"].append(round(float(cols["price"][r]), 2) if r is not None else None)
+    out["category_top"] = np.asarray(out["category_top"], dtype=object)
+    return out

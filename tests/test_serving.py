@@ -1,0 +1,188 @@
+"""The recommendation service: it ranks a live session exactly as the model ranks the same example of a graph store
+(pop, STAN, SR-GNN, the default GNN, the hybrid); fallbacks; the bounded session store; and, end to end, the real
+service (uvicorn on a free loopback port) on a pipeline's output, every endpoint and every bad input."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import N_ITEMS, TINY, project_copy, sh
+from quality import config, planted, repeat_store
+from sessionrec.graphs.store import GraphStore
+from sessionrec.serving.recommender import CATEGORY_POPULARITY, MODEL, POPULARITY, Click, Recommender
+from sessionrec.serving.sessions import SessionFull, SessionStore
+from sessionrec.training.loop import new_model
+
+PID = 1000  # product_id = PID + item
+
+
+def recommender(model, name, events):
+    n = N_ITEMS + 1
+    catalogue = {f: np.ones(n, np.int64) for f in ("category", "sub_category", "element", "brand")}
+    catalogue.update(item=np.arange(n), price=np.zeros(n, np.float32), product_id=PID + np.arange(n))
+    tops = np.array(["", *(("shoes" if i % 2 else "bags") for i in range(1, n))], dtype=object)
+    display = {"category_code": list(tops), "brand": [None] * n, "price": [None] * n, "category_top": tops}
+    return Recommender(model, name, catalogue, np.bincount(events["item"], minlength=n), display)
+
+
+def session_of(store: GraphStore, i: int) -> tuple[list, int]:
+    b = store.batch(np.array([i]))
+    return b.item[b.alias[0][b.mask[0]]].tolist(), int(b.time[0])
+
+
+@pytest.mark.parametrize("name", ["pop", "stan", "srgnn", "graph_with_embeddings_and_attentional_aggregation",
+                                  "hybrid"])
+def test_service_ranks_a_session_as_the_model_ranks_its_example(tmp_path, name):
+    (train, events), val, test = planted(tmp_path)
+    model = new_model(config(name), 0)
+    if model.kind != "network":
+        model.fit_events(events["session"], events["item"], events["ts"])
+    model.eval()
+    rec = recommender(model, name, events)
+    for i in range(0, len(test), 7):
+        items, t = session_of(test, i)
+        with torch.no_grad():
+            scores = model(test.batch(np.array([i])))[0].double().numpy()
+        scores[0] = -np.inf
+        want = np.lexsort((np.arange(len(scores)), -scores))[:10]
+        got = rec.recommend([Click(PID + it, t) for it in items], 10, exclude_seen=False)
+        assert got["strategy"] == MODEL and got["unknown_products"] == []
+        assert [r["product_id"] - PID for r in got["items"]] == want.tolist(), (name, i)
+        np.testing.assert_allclose([r["score"] for r in got["items"]], scores[want])
+
+
+def test_unknown_products_fallbacks_and_excluding_the_session(tmp_path):
+    _, events = repeat_store(tmp_path / "t.lmdb", 50, 0)
+    pop = new_model(config("pop"), 0)
+    pop.fit_events(events["session"], events["item"], events["ts"])
+    rec = recommender(pop, "pop", events)
+    popular = np.argsort(-np.bincount(events["item"], minlength=N_ITEMS + 1), kind="stable")[:5] + PID
+    assert rec.recommend([], 5)["strategy"] == POPULARITY
+    assert [r["product_id"] for r in rec.recommend([], 5)["items"]] == popular.tolist()
+    out = rec.recommend([Click(5), Click(7, category="shoes.sneakers")], 5)
+    assert out["strategy"] == CATEGORY_POPULARITY and out["unknown_products"] == [5, 7]
+    assert all(r["category_code"] == "shoes" for r in out["items"])
+    seen = rec.recommend([Click(int(popular[0])), Click(3)], 5)
+    assert seen["strategy"] == MODEL and seen["unknown_products"] == [3]
+    assert int(popular[0]) not in [r["product_id"] for r in seen["items"]]  # excluded by default
+    assert int(popular[0]) in [r["product_id"] for r in rec.recommend([Click(int(popular[0]))], 5, False)["items"]]
+
+
+def test_session_store_evicts_by_size_and_by_ttl_and_bounds_clicks():
+    now = [0.0]
+    store = SessionStore(max_sessions=2, ttl=10, max_events=3, clock=lambda: now[0])
+    store.append("a", Click(1))
+    store.append("b", Click(2))
+    store.append("a", Click(3))  # a is now the most recently used
+    store.append("c", Click(4))  # over the size bound: b, the least recently used, goes
+    assert store.get("b") is None and [c.product_id for c in store.get("a").clicks] == [1, 3]
+    assert store.evicted == {"size": 1, "ttl": 0}
+    now[0] = 9.0
+    store.append("c", Click(5))
+    now[0] = 12.0  # a idle for 12 s > ttl; c for 3 s
+    assert store.get("a") is None and store.get("c") is not None and len(store) == 1
+    assert store.evicted["ttl"] == 1
+    store.append("c", Click(6))
+    with pytest.raises(SessionFull, match="already has 3 clicks"):
+        store.append("c", Click(7))
+    assert store.delete("c") and not store.delete("c")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(base, method, path, body=None, raw=None, headers=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(base + path, data=data, method=method,
+                                 headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, (json.loads(r.read() or b"null"))
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+@pytest.mark.slow
+def test_real_service_on_a_pipeline_output(tmp_path):
+    """``python src/serve.py`` after ``dvc repro``: every endpoint, every bad input a 4xx naming the field, the
+    n-th live click equal to /recommend on n clicks, and the top-k of test sessions equal to the model's."""
+    proj, env = project_copy(tmp_path, {**TINY, "model": {**TINY["model"], "name": "stan"}})
+    sh(proj, env, "dvc", "repro")
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "src/serve.py", "--port", str(port)], cwd=proj, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if call(base, "GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError(server.stderr.read().decode()[-2000:])
+        status, meta = call(base, "GET", "/metadata")
+        lock_md5 = next(o["md5"] for o in __import__("yaml").safe_load((proj / "dvc.lock").read_text())
+                        ["stages"]["train"]["outs"] if o["path"] == "models/model.pt")
+        assert status == 200 and meta["model"] == "stan" and meta["hashes"]["models/model.pt"] == lock_md5
+        assert meta["test_metrics"] == json.loads((proj / "metrics/test.json").read_text())
+
+        # the top-k of test sessions equals the model's ranking of the same examples (evaluate's code path)
+        from sessionrec.training.checkpoint import load_model
+
+        model, _ = load_model(proj / "models/model.pt")
+        test = GraphStore(proj / "data/graphs/test.lmdb")
+        import pyarrow.parquet as pq
+        cat = pq.read_table(proj / "data/split/catalogue.parquet").to_pydict()
+        pid = dict(zip(cat["item"], cat["product_id"]))
+        for i in range(0, len(test), max(1, len(test) // 10)):
+            items, t = session_of(test, i)
+            with torch.no_grad():
+                scores = model(test.batch(np.array([i])))[0].double().numpy()
+            scores[0] = -np.inf
+            want = [pid[int(j)] for j in np.lexsort((np.arange(len(scores)), -scores))[:20]]
+            status, got = call(base, "POST", "/recommend", {"events": [{"product_id": pid[it], "event_time": t}
+                                                                        for it in items], "exclude_seen": False})
+            assert status == 200 and [r["product_id"] for r in got["items"]] == want
+
+        # a live session: the n-th click's answer equals /recommend on the n clicks
+        clicks = [{"product_id": pid[it], "event_time": 1570000000 + j} for j, it in enumerate(session_of(test, 0)[0])]
+        clicks.append({"product_id": 1, "event_time": 1570000100})  # unknown to the catalogue
+        for n, c in enumerate(clicks, 1):
+            status, live = call(base, "POST", "/sessions/s-1/events", {**c, "k": 7, "user_id": 42})
+            assert status == 200 and live["clicks"] == n
+            _, once = call(base, "POST", "/recommend", {"events": clicks[:n], "k": 7})
+            assert live["items"] == once["items"] and live["strategy"] == once["strategy"]
+        assert live["unknown_products"] == [1]
+        status, s = call(base, "GET", "/sessions/s-1")
+        assert status == 200 and s["user_id"] == 42 and [e["product_id"] for e in s["events"]] == \
+            [c["product_id"] for c in clicks]
+        assert call(base, "DELETE", "/sessions/s-1")[0] == 204
+        assert call(base, "GET", "/sessions/s-1")[0] == 404 and call(base, "DELETE", "/sessions/s-1")[0] == 404
+        assert call(base, "POST", "/recommend", {"events": []})[1]["strategy"] == "popularity"
+
+        bad = [({"events": [], "k": 0}, "k"), ({"events": [], "k": 101}, "k"), ({"events": "x"}, "events"),
+               ({"events": [{"product_id": "a"}]}, "product_id"), ({"events": [], "kk": 1}, "kk"),
+               ({"events": [{"product_id": 1}] * 201}, "events"), ({}, "events")]
+        for body, field in bad:
+            status, err = call(base, "POST", "/recommend", body)
+            assert status == 422 and field in json.dumps(err), (body, err)
+        assert call(base, "POST", "/recommend", raw=b"{not json")[0] == 422
+        assert call(base, "POST", "/recommend", raw=b" " * 70000)[0] == 413
+        assert call(base, "POST", "/sessions/bad id/events".replace(" ", "%20"), {"product_id": 1})[0] == 422
+        assert server.poll() is None  # no request brought it down
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
