@@ -18,6 +18,7 @@ import torch
 from conftest import N_ITEMS, TINY, project_copy, sh
 from quality import config, planted, repeat_store
 from sessionrec.graphs.store import GraphStore
+from sessionrec.serving.batch import read_sessions
 from sessionrec.serving.recommender import CATEGORY_POPULARITY, MODEL, POPULARITY, Click, Recommender
 from sessionrec.serving.sessions import SessionFull, SessionStore
 from sessionrec.training.loop import new_model
@@ -183,6 +184,21 @@ def test_real_service_on_a_pipeline_output(tmp_path):
         assert call(base, "POST", "/recommend", raw=b" " * 70000)[0] == 413
         assert call(base, "POST", "/sessions/bad id/events".replace(" ", "%20"), {"product_id": 1})[0] == 422
         assert server.poll() is None  # no request brought it down
+
+        # the offline batch ranks each session as the service does
+        raw = next((proj / "data/raw").glob("*.csv")).read_text().splitlines()
+        (tmp_path / "sessions.csv").write_text("\n".join(raw[:300]) + "\n")
+        sh(proj, env, sys.executable, "src/recommend.py", "--input", str(tmp_path / "sessions.csv"), "--output",
+           str(tmp_path / "recs.csv"), "--k", "5")
+        import pandas as pd
+        recs = pd.read_csv(tmp_path / "recs.csv")
+        for sid, clicks in read_sessions(tmp_path / "sessions.csv")[:5]:
+            events = [{"product_id": c.product_id, "event_time": c.event_time} for c in clicks]
+            _, once = call(base, "POST", "/recommend", {"events": events, "k": 5})
+            mine = recs[recs.user_session == sid]
+            assert mine["product_id"].tolist() == [r["product_id"] for r in once["items"]]
+            assert mine["rank"].tolist() == [r["rank"] for r in once["items"]]
+            assert set(mine["strategy"]) <= {once["strategy"]}
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
