@@ -61,6 +61,36 @@ def test_service_ranks_a_session_as_the_model_ranks_its_example(tmp_path, name):
         np.testing.assert_allclose([r["score"] for r in got["items"]], scores[want])
 
 
+@pytest.mark.parametrize("name", ["pop", "stan", "gru4rec", "srgnn", "graph_with_embeddings",
+                                  "graph_with_embeddings_and_attention",
+                                  "graph_with_embeddings_and_attentional_aggregation", "hybrid"])
+def test_explanations_name_each_clicks_weight_or_say_there_is_none(tmp_path, name):
+    (_, events), _, test = planted(tmp_path)
+    model = new_model(config(name), 0)
+    if model.kind != "network":
+        model.fit_events(events["session"], events["item"], events["ts"])
+    rec = recommender(model, name, events)
+    items, t = session_of(test, 0)
+    clicks = [Click(PID + it, t) for it in items]
+    plain, out = rec.recommend(clicks, 5), rec.recommend(clicks, 5, explain=True)
+    e = out.pop("explanation")
+    assert out == plain  # explaining changes nothing in the answer
+    if name in ("srgnn", "graph_with_embeddings_and_attention", "graph_with_embeddings_and_attentional_aggregation"):
+        assert [c["product_id"] for c in e["clicks"]] == [PID + it for it in items]
+        assert all(np.isfinite(c["weight"]) for c in e["clicks"]) and e["parts"] is None
+        if name.endswith("aggregation"):  # the gate is a softmax over the session's distinct products
+            first = {c["product_id"]: c["weight"] for c in e["clicks"]}
+            assert sum(first.values()) == pytest.approx(1.0)
+    elif name == "hybrid":
+        assert [p["part"] for p in e["parts"]] == model.part_names and e["clicks"] is None
+        assert sum(p["weight"] for p in e["parts"]) == pytest.approx(1.0)
+        totals = np.sum([p["contributions"] for p in e["parts"]], axis=0)  # the pooled score, but the 1e-9 tie-break
+        np.testing.assert_allclose(totals, [r["score"] for r in out["items"]], atol=1e-8)
+    else:
+        assert e["what"].startswith("none:") and e["clicks"] is None and e["parts"] is None
+    assert rec.recommend([], 3, explain=True)["explanation"]["what"].startswith("none: answered by popularity")
+
+
 def test_unknown_products_fallbacks_and_excluding_the_session(tmp_path):
     _, events = repeat_store(tmp_path / "t.lmdb", 50, 0)
     pop = new_model(config("pop"), 0)
@@ -173,6 +203,8 @@ def test_real_service_on_a_pipeline_output(tmp_path):
         assert call(base, "DELETE", "/sessions/s-1")[0] == 204
         assert call(base, "GET", "/sessions/s-1")[0] == 404 and call(base, "DELETE", "/sessions/s-1")[0] == 404
         assert call(base, "POST", "/recommend", {"events": []})[1]["strategy"] == "popularity"
+        status, explained = call(base, "POST", "/recommend", {"events": clicks[:2], "explain": True})
+        assert status == 200 and explained["explanation"]["what"].startswith("none: stan")
 
         bad = [({"events": [], "k": 0}, "k"), ({"events": [], "k": 101}, "k"), ({"events": "x"}, "events"),
                ({"events": [{"product_id": "a"}]}, "product_id"), ({"events": [], "kk": 1}, "kk"),

@@ -1,7 +1,9 @@
 """The models: ``KINDS`` names every model and says how it learns; ``REGISTRY`` maps each name to its class.
 
 Every model follows one small contract: ``encode(batch) -> (B, d)`` session vectors, ``score(h) -> (B, N)`` catalogue
-scores (padding id 0 at -inf), ``forward(batch) = score(encode(batch))``, and a class attribute ``kind``, one of:
+scores (padding id 0 at -inf), ``forward(batch) = score(encode(batch))``, ``explain(batch, items)`` (its own account
+of an answer: ``{"what", "clicks": (B, L) per-click weights or None, "parts": the hybrid's per-part contributions to
+the scores of ``items`` or None}``, used by the service), and a class attribute ``kind``, one of:
 
 - ``network``: trained by gradient in the one training loop (``training.loop.fit``);
 - ``clicks``: fitted on the training clicks, ``fit_events(session, item, ts)`` (numpy arrays sorted by session, then

@@ -43,11 +43,12 @@ import torch
 from torch import nn
 from torch_geometric.nn import GatedGraphConv, global_mean_pool
 from torch_geometric.nn.aggr import AttentionalAggregation
-from torch_geometric.utils import scatter
+from torch_geometric.utils import scatter, softmax
 
 from sessionrec.graphs.batch import Batch
 from sessionrec.models import NETWORK
-from sessionrec.models.layers import Dropout, NodeFeatureEmbedding, gather_rows, mask_padding
+from sessionrec.models.layers import (Dropout, NodeFeatureEmbedding, gather_rows, mask_padding, no_explanation,
+                                      per_position)
 
 READOUTS = ("mean", "attention", "attentional_aggregation")
 
@@ -73,6 +74,10 @@ class GraphWithEmbeddings(nn.Module):
         self.out = nn.Linear(d, embedding_dim)
         self.dropout = Dropout(dropout_rate)
 
+    def _alpha(self, h: torch.Tensor, v_n: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """(V, 1) last-click attention of every node."""
+        return self.q(torch.sigmoid(gather_rows(self.w1(v_n), batch.node_batch) + self.w2(h)))
+
     def encode(self, batch: Batch) -> torch.Tensor:
         x = self.nodes(batch)  # (V, d)
         h = self.ggnn(x, batch.edge_index, batch.w_in)  # (V, d)
@@ -81,7 +86,7 @@ class GraphWithEmbeddings(nn.Module):
             s = global_mean_pool(h, batch.node_batch, size=B)  # (B, d)
         elif self.readout == "attention":
             v_n = gather_rows(h, batch.last)  # (B, d)
-            alpha = self.q(torch.sigmoid(gather_rows(self.w1(v_n), batch.node_batch) + self.w2(h)))  # (V, 1)
+            alpha = self._alpha(h, v_n, batch)  # (V, 1)
             s_g = scatter(alpha * h, batch.node_batch, dim=0, dim_size=B, reduce="sum")  # (B, d)
             s = self.w3(torch.cat([v_n, s_g], dim=-1))  # (B, d)
         else:
@@ -93,6 +98,20 @@ class GraphWithEmbeddings(nn.Module):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.score(self.encode(batch))
+
+    def explain(self, batch: Batch, items: torch.Tensor) -> dict:
+        """Each click's weight in the session vector: the last-click attention ``alpha_i`` (unnormalised) or the
+        attentional aggregation's gate ``softmax_i(g(h_i))`` (sums to 1 over the session's products); the mean
+        readout weighs every product alike and says so."""
+        if self.readout == "mean":
+            return no_explanation(type(self).__name__, "averages its products: every one weighs 1 / K")
+        h = self.ggnn(self.nodes(batch), batch.edge_index, batch.w_in)  # (V, d)
+        if self.readout == "attention":
+            w, what = self._alpha(h, gather_rows(h, batch.last), batch).squeeze(-1), "last-click attention alpha_i"
+        else:
+            w = softmax(self.aggregate.gate_nn(h).squeeze(-1), batch.node_batch, num_nodes=batch.size)
+            what = "attentional aggregation gate softmax_i(g(h_i)), over the session's distinct products"
+        return {"what": what, "clicks": per_position(w, batch), "parts": None}
 
 
 class GraphWithEmbeddingsAndAttention(GraphWithEmbeddings):

@@ -29,7 +29,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from sessionrec.graphs.batch import Batch
 from sessionrec.models import NETWORK
-from sessionrec.models.layers import Dropout, mask_padding
+from sessionrec.models.layers import Dropout, mask_padding, no_explanation
 
 
 class GRU4Rec(nn.Module):
@@ -57,3 +57,6 @@ class GRU4Rec(nn.Module):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.score(self.encode(batch))
+
+    def explain(self, batch: Batch, items: torch.Tensor) -> dict:
+        return no_explanation("gru4rec", "has no attention: its final GRU state carries the whole session")

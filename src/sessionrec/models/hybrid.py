@@ -109,6 +109,15 @@ class Hybrid(nn.Module):
         """Log-linear pooling with weights ``w`` (M + 3,), plus the tie-break term; (B, N), padding at -inf."""
         return mask_padding(torch.einsum("m,mbn->bn", w, logs) + tie)
 
+    def explain(self, batch: Batch, items: torch.Tensor) -> dict:
+        """Each part's weight and its contribution ``w_m log(normalised score + eps)`` to the score of every item of
+        ``items`` (B, k): the pooled score is their sum (plus the 1e-9 tie-break)."""
+        logs, _ = self.pool_inputs(self.parts(batch))  # (M + 3, B, N)
+        picked = torch.gather(logs, 2, items.unsqueeze(0).expand(logs.shape[0], -1, -1))  # (M + 3, B, k)
+        return {"what": "hybrid: each part's weight and its contribution to each recommended product's score",
+                "clicks": None, "parts": {name: (float(w), w * picked[m])
+                                          for m, (name, w) in enumerate(zip(self.part_names, self.weights))}}
+
     def forward(self, batch: Batch) -> torch.Tensor:
         with_knn = bool(self.weights[len(self.nets)] > 0)
         return self.pool(*self.pool_inputs(self.parts(batch, with_knn=with_knn)), self.weights)

@@ -38,7 +38,7 @@ from torch import nn
 
 from sessionrec.graphs.batch import Batch, ranges
 from sessionrec.models import CLICKS
-from sessionrec.models.layers import mask_padding
+from sessionrec.models.layers import mask_padding, no_explanation
 
 DEFAULT_SAMPLE_SIZE = {"sknn": 1000, "vsknn": 1000, "stan": 5000}  # session-rec's defaults
 
@@ -126,6 +126,9 @@ class SessionKNN(nn.Module):
         last["row"], last["item"], last["pos"] = rows[sel], items[sel], pos[sel]
         last["key"] = key[sel]  # sorted
         return last, length
+
+    def explain(self, batch: Batch, items: torch.Tensor) -> dict:
+        return no_explanation(self.variant, "has no attention: it scores by similar training sessions")
 
     def forward(self, batch: Batch) -> torch.Tensor:
         idx = self._index or self._build_index()

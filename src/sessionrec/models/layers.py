@@ -40,6 +40,16 @@ class NodeFeatureEmbedding(nn.Module):
         return self.proj(self.dropout(torch.cat(parts, dim=-1)))  # (V, d)
 
 
+def no_explanation(model: str, why: str) -> dict:
+    """What ``explain`` returns for a model without per-click weights (see ``models/__init__``)."""
+    return {"what": f"none: {model} {why}", "clicks": None, "parts": None}
+
+
+def per_position(node_weights: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """(V,) node weights -> (B, L) weights of the clicks (a repeated product's weight at each of its positions)."""
+    return node_weights[batch.alias] * batch.mask
+
+
 class Dropout(nn.Module):
     """Inverted dropout whose CPU keep mask takes 16 random bits per element, four elements per 64-bit draw.
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from sessionrec.graphs.batch import Batch
 from sessionrec.models import CLICKS
-from sessionrec.models.layers import mask_padding
+from sessionrec.models.layers import mask_padding, no_explanation
 
 
 class Popularity(nn.Module):
@@ -39,3 +39,6 @@ class Popularity(nn.Module):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.score(self.encode(batch))
+
+    def explain(self, batch: Batch, items: torch.Tensor) -> dict:
+        return no_explanation("pop", "ranks by training clicks, whatever the session")

@@ -87,13 +87,18 @@ class SRGNN(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -stdv, stdv)
 
-    def encode(self, batch: Batch) -> torch.Tensor:
+    def _readout_inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The click states ``seq`` (B, L, d), the last click's ``v_n`` (B, d) and the attention ``alpha`` (B, L, 1)."""
         v = self.dropout(self.embedding(batch.item))  # (K, d)
         for _ in range(self.steps):
             v = self.cell(v, batch.edge_index, batch.w_in, batch.w_out)
         seq = padded_nodes(v, batch)  # (B, L, d)
         v_n = gather_rows(v, batch.last)  # (B, d)
         alpha = self.q(torch.sigmoid(self.w1(v_n).unsqueeze(1) + self.w2(seq)))  # (B, L, 1)
+        return seq, v_n, alpha
+
+    def encode(self, batch: Batch) -> torch.Tensor:
+        seq, v_n, alpha = self._readout_inputs(batch)
         s_g = (alpha * seq * batch.mask.unsqueeze(-1)).sum(1)  # (B, d)
         return self.dropout(self.w3(torch.cat([s_g, v_n], dim=-1)))  # (B, d)
 
@@ -102,3 +107,9 @@ class SRGNN(nn.Module):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.score(self.encode(batch))
+
+    def explain(self, batch: Batch, items: torch.Tensor) -> dict:
+        """Each click's weight in the global session vector: ``alpha_i`` of the last-click attention (unnormalised,
+        as in the paper; it can be negative)."""
+        return {"what": "last-click attention alpha_i (SR-GNN, unnormalised)",
+                "clicks": self._readout_inputs(batch)[2].squeeze(-1) * batch.mask, "parts": None}

@@ -2,7 +2,8 @@
 
     GET    /health                     liveness, model name, live sessions
     GET    /metadata                   model, its params, data and model hashes (dvc.lock), catalogue size, test metrics
-    POST   /recommend                  {"events": [{"product_id", "event_time"?, "category"?}, ...], "k", "exclude_seen"}
+    POST   /recommend                  {"events": [{"product_id", "event_time"?, "category"?}, ...], "k"?,
+                                        "exclude_seen"?, "explain"?}
     POST   /sessions/{id}/events       one click ({"product_id", "event_time"?, "user_id"?, "k"?, ...}) -> fresh top-k
     GET    /sessions/{id}              the session's clicks
     DELETE /sessions/{id}
@@ -46,12 +47,14 @@ class RecommendRequest(BaseModel):
     events: list[Event]
     k: StrictInt = 20
     exclude_seen: bool = True
+    explain: bool = False
 
 
 class SessionEvent(Event):
     user_id: StrictInt | None = None
     k: StrictInt = 20
     exclude_seen: bool = True
+    explain: bool = False
 
 
 class BodyLimit:
@@ -136,7 +139,7 @@ def create_app(recommender: Recommender, serve: ServeParams, meta: dict | None =
     @app.post("/recommend")
     def recommend(req: RecommendRequest) -> dict:
         check(len(req.events), req.k)
-        return recommender.recommend([e.click() for e in req.events], req.k, req.exclude_seen)
+        return recommender.recommend([e.click() for e in req.events], req.k, req.exclude_seen, req.explain)
 
     @app.post("/sessions/{session_id}/events")
     def add_event(event: SessionEvent, session_id: str = SESSION_ID) -> dict:
@@ -146,7 +149,7 @@ def create_app(recommender: Recommender, serve: ServeParams, meta: dict | None =
         except SessionFull as e:
             raise HTTPException(422, f"events: {e}") from None
         return {"session_id": session_id, "clicks": len(clicks),
-                **recommender.recommend(clicks, event.k, event.exclude_seen)}
+                **recommender.recommend(clicks, event.k, event.exclude_seen, event.explain)}
 
     @app.get("/sessions/{session_id}")
     def get_session(session_id: str = SESSION_ID) -> dict:

@@ -68,18 +68,32 @@ class Recommender:
         return cls(model, ckpt["config"]["name"], catalogue, counts,
                    product_display(root, catalogue["product_id"]))
 
-    def _scores(self, items: list[int], times: list[float]) -> np.ndarray:
-        """The model's scores ``(N,)`` for the session ``items`` (known item ids, in click order)."""
+    def _batch(self, items: list[int], times: list[float]):
+        """The session ``items`` (known item ids, in click order) as a batch of one example."""
         rows = np.asarray([*items, 0], np.int64)  # a placeholder target after the last click: one example, its input
         features = {f: self.catalogue[f][rows] for f in (*NODE_INT_FEATURES, "price")}
         features["ts"] = np.asarray([*times, times[-1]], np.int64)
         example = next(build_examples(np.zeros(len(rows), np.int64), features, "last"))
-        batch = GraphStore.from_examples([example]).batch(np.array([0]))
-        with self._lock, torch.inference_mode():
-            return self.model(batch)[0].double().cpu().numpy()
+        return GraphStore.from_examples([example]).batch(np.array([0]))
 
-    def recommend(self, clicks: list[Click], k: int, exclude_seen: bool = True) -> dict:
-        """``{"strategy", "items": [{product_id, score, rank, **display}], "unknown_products"}``, best first."""
+    def _explain(self, batch, top: list[int], clicks: list[int]) -> dict:
+        """The model's own account of its answer (``explain`` of every model, see ``models/__init__``)."""
+        with self._lock, torch.inference_mode():
+            e = self.model.explain(batch, torch.tensor([top], dtype=torch.int64))
+        out = {"what": e["what"], "clicks": None, "parts": None}
+        if e["clicks"] is not None:
+            w = e["clicks"][0, :len(clicks)].double().cpu().tolist()
+            out["clicks"] = [{"product_id": int(self.catalogue["product_id"][i]), "weight": float(x)}
+                             for i, x in zip(clicks, w)]
+        if e["parts"] is not None:
+            out["parts"] = [{"part": name, "weight": weight, "contributions": contrib[0].double().cpu().tolist()}
+                            for name, (weight, contrib) in e["parts"].items()]
+        return out
+
+    def recommend(self, clicks: list[Click], k: int, exclude_seen: bool = True, explain: bool = False) -> dict:
+        """``{"strategy", "model", "unknown_products", "items": [{product_id, score, rank, **display}]}``, best first;
+        with ``explain``, also ``"explanation"``: what the weights are, each known click's weight (attention models),
+        each part's weight and contribution to every recommended product's score (the hybrid)."""
         now = time.time()
         known = [(self.item_of[c.product_id], now if c.event_time is None else c.event_time)
                  for c in clicks if c.product_id in self.item_of]
@@ -87,7 +101,9 @@ class Recommender:
         categories = {c.category.split(".")[0] for c in clicks if c.product_id not in self.item_of and c.category}
         if known:
             strategy = MODEL
-            scores = self._scores([i for i, _ in known], [t for _, t in known])
+            batch = self._batch([i for i, _ in known], [t for _, t in known])
+            with self._lock, torch.inference_mode():
+                scores = self.model(batch)[0].double().cpu().numpy()
         elif len(categories) == 1 and (in_cat := self.display["category_top"] == categories.pop()).any():
             strategy = CATEGORY_POPULARITY
             scores = np.where(in_cat, np.log1p(self.counts), -np.inf)
@@ -100,11 +116,15 @@ class Recommender:
             scores[[i for i, _ in known]] = -np.inf
         order = np.lexsort((np.arange(len(scores)), -scores))  # by score, ties by item id: a stable answer
         top = [int(i) for i in order[:k] if np.isfinite(scores[i])]
-        return {"strategy": strategy, "model": self.name if strategy == MODEL else None,
-                "unknown_products": unknown,
-                "items": [{"product_id": int(self.catalogue["product_id"][i]), "rank": r + 1,
-                           "score": float(scores[i]), **{f: self.display[f][i] for f in DISPLAY_FIELDS}}
-                          for r, i in enumerate(top)]}
+        out = {"strategy": strategy, "model": self.name if strategy == MODEL else None,
+               "unknown_products": unknown,
+               "items": [{"product_id": int(self.catalogue["product_id"][i]), "rank": r + 1,
+                          "score": float(scores[i]), **{f: self.display[f][i] for f in DISPLAY_FIELDS}}
+                         for r, i in enumerate(top)]}
+        if explain:
+            out["explanation"] = self._explain(batch, top, [i for i, _ in known]) if strategy == MODEL and top else \
+                {"what": f"none: answered by {strategy}, not by the model", "clicks": None, "parts": None}
+        return out
 
 
 DISPLAY_FIELDS = ("category_code", "brand", "price")
