@@ -9,7 +9,7 @@ same ones:
    row in file order, as midnight UTC;
 2. sessions of one click dropped; then items seen fewer than 5 times (counted over all remaining sessions, test
    ones included) removed, and sessions left with fewer than 2 clicks dropped; consecutive repeats stay;
-3. the split date is the latest session date minus 7 days: earlier sessions train, later ones test, sessions dated
+3. the split date is the latest session date minus 7 days: sessions before it train, after it test, sessions dated
    exactly on it in neither;
 4. sessions ordered by date (stable, file order within a date); items renumbered 1.. in order of first appearance in
    train; test clicks of other items dropped, then test sessions shorter than 2;
