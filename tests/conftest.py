@@ -35,8 +35,10 @@ def write_csv(path: Path, rows: list[str], header: bool = True) -> Path:
     return path
 
 
+# A tiny project: one network (the default hybrid trains three; the tests that need it say so), small data and model.
 TINY = {"data": {"synthetic": {"sessions_per_month": 1500, "n_items": 300, "n_categories": 30, "n_brands": 40}},
-        "model": {"epochs": 2, "batch_size": 256, "embedding_dim": 16, "hidden_dim": 16, "num_threads": 1}}
+        "model": {"name": "graph_with_embeddings_and_attentional_aggregation", "epochs": 2, "batch_size": 256,
+                  "embedding_dim": 16, "hidden_dim": 16, "num_threads": 1}}
 
 
 def project_copy(tmp_path, overrides, benchmarks: bool = False):

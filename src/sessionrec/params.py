@@ -115,7 +115,7 @@ class GraphParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    name: str = _f("graph_with_embeddings_and_attentional_aggregation")
+    name: str = _f("hybrid", doc="a model of sessionrec.models.KINDS")
     lr: float = _f(1e-3, lo=0.0, hi=10.0, lo_open=True)
     weight_decay: float = _f(1e-5, lo=0.0, hi=1.0)
     dropout_rate: float = _f(0.2, lo=0.0, hi=0.95)
