@@ -150,7 +150,8 @@ def product_display(root: Path, product_id: np.ndarray) -> dict:
         levels = [x for x in levels if x and x != "unknown"]
         out["category_code"].append(".".join(levels) or None)
         out["category_top"].append(levels[0] if levels else "")
-        out["brand"].append(label.get(("brand", int(cols["brand"][r]))) if r is not None else None)
+        brand = label.get(("brand", int(cols["brand"][r]))) if r is not None else None
+        out["brand"].append(None if brand == "unknown" else brand)
         out["price"].append(round(float(cols["price"][r]), 2) if r is not None else None)
     out["category_top"] = np.asarray(out["category_top"], dtype=object)
     return out
