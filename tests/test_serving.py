@@ -234,3 +234,14 @@ def test_real_service_on_a_pipeline_output(tmp_path):
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def test_top_k_equals_a_full_sort_ties_by_index():
+    from sessionrec.serving.recommender import top_k
+
+    rng = np.random.default_rng(0)
+    for n, k in [(50, 5), (50, 50), (50, 80), (1000, 20)]:
+        scores = rng.integers(0, 8, n).astype(np.float64)  # many ties
+        scores[rng.choice(n, 5, replace=False)] = -np.inf
+        full = [int(i) for i in np.lexsort((np.arange(n), -scores)) if np.isfinite(scores[i])][:k]
+        assert top_k(scores, k) == full

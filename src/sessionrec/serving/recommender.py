@@ -114,8 +114,7 @@ class Recommender:
         scores[0] = -np.inf
         if exclude_seen and known:
             scores[[i for i, _ in known]] = -np.inf
-        order = np.lexsort((np.arange(len(scores)), -scores))  # by score, ties by item id: a stable answer
-        top = [int(i) for i in order[:k] if np.isfinite(scores[i])]
+        top = top_k(scores, k)
         out = {"strategy": strategy, "model": self.name if strategy == MODEL else None,
                "unknown_products": unknown,
                "items": [{"product_id": int(self.catalogue["product_id"][i]), "rank": r + 1,
@@ -128,6 +127,19 @@ class Recommender:
 
 
 DISPLAY_FIELDS = ("category_code", "brand", "price")
+
+
+def top_k(scores: np.ndarray, k: int) -> list[int]:
+    """The ``k`` best finite scores' indices, by score, ties by index (a stable answer). Partitions first, so only the
+    candidates at or above the k-th score are sorted: O(N) instead of a full sort (at 200k products the full sort
+    was most of a request's time)."""
+    if k < len(scores):
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        cand = np.flatnonzero(scores >= kth)
+    else:
+        cand = np.arange(len(scores))
+    order = cand[np.lexsort((cand, -scores[cand]))][:k]
+    return [int(i) for i in order if np.isfinite(scores[i])]
 
 
 def product_display(root: Path, product_id: np.ndarray) -> dict:
