@@ -203,6 +203,12 @@ def test_real_service_on_a_pipeline_output(tmp_path):
         assert call(base, "DELETE", "/sessions/s-1")[0] == 204
         assert call(base, "GET", "/sessions/s-1")[0] == 404 and call(base, "DELETE", "/sessions/s-1")[0] == 404
         assert call(base, "POST", "/recommend", {"events": []})[1]["strategy"] == "popularity"
+        ev = pq.read_table(proj / "data/interim/events.parquet", columns=["session", "user_id"]).to_pydict()
+        train_sessions = set(pq.read_table(proj / "data/split/train.parquet", columns=["session"])
+                             .column("session").to_pylist())
+        returning = next(u for s, u in zip(ev["session"], ev["user_id"]) if s in train_sessions)
+        assert call(base, "POST", "/recommend", {"events": [], "user_id": returning})[1]["strategy"] == \
+            "visitor_history"
         status, explained = call(base, "POST", "/recommend", {"events": clicks[:2], "explain": True})
         assert status == 200 and explained["explanation"]["what"].startswith("none: stan")
 
@@ -245,3 +251,26 @@ def test_top_k_equals_a_full_sort_ties_by_index():
         scores[rng.choice(n, 5, replace=False)] = -np.inf
         full = [int(i) for i in np.lexsort((np.arange(n), -scores)) if np.isfinite(scores[i])][:k]
         assert top_k(scores, k) == full
+
+
+def test_visitor_history_is_item_knn_over_the_visitors_training_views():
+    from sessionrec.serving.history import VisitorHistory
+
+    session = np.array([0, 0, 1, 1, 2, 3, 3])
+    item = np.array([1, 2, 2, 3, 4, 1, 4])
+    h = VisitorHistory(session, item, {0: 7, 1: 8, 2: 7, 3: 9}, n_items=6)
+    sessions_of = {i: {int(s) for s, j in zip(session, item) if j == i} for i in range(6)}
+    counts = {1: 1, 2: 1, 4: 1}  # user 7: sessions 0 and 2
+    want = [sum(c * len(sessions_of[hh] & sessions_of[i]) / np.sqrt(len(sessions_of[hh]) * len(sessions_of[i]))
+                for hh, c in counts.items()) if sessions_of[i] else 0.0 for i in range(6)]
+    np.testing.assert_allclose(h.scores(7), want)
+    assert h.scores(99) is None and h.scores(None) is None
+
+    pop = new_model(config("pop"), 0)
+    rec = recommender(pop, "pop", {"item": item})
+    rec.history = h
+    assert rec.recommend([], 3, user_id=7)["strategy"] == "visitor_history"
+    assert [r["product_id"] - PID for r in rec.recommend([], 3, user_id=7)["items"]] == \
+        [int(i) for i in np.lexsort((np.arange(6), -np.asarray(want)))[:3]]
+    assert rec.recommend([Click(PID + 1)], 3, user_id=7)["strategy"] == MODEL  # the session takes over
+    assert rec.recommend([], 3, user_id=99)["strategy"] == POPULARITY

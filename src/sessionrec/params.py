@@ -187,6 +187,7 @@ class ServeParams:
     max_events: int = _f(200, lo=1, hi=100_000, doc="clicks per session or request")
     max_k: int = _f(100, lo=1, hi=10_000, doc="largest k a request may ask for")
     max_body_bytes: int = _f(65536, lo=256, hi=100_000_000, doc="largest request body")
+    visitor_history: bool = _f(True, doc="a returning visitor's empty session is answered from their history")
 
 
 # Published protocols: ``protocol: NAME`` overrides these keys (the rest of params.yaml still applies). ``custom``

@@ -48,6 +48,7 @@ class RecommendRequest(BaseModel):
     k: StrictInt = 20
     exclude_seen: bool = True
     explain: bool = False
+    user_id: StrictInt | None = Field(None, description="a returning visitor: their history answers an empty session")
 
 
 class SessionEvent(Event):
@@ -139,17 +140,18 @@ def create_app(recommender: Recommender, serve: ServeParams, meta: dict | None =
     @app.post("/recommend")
     def recommend(req: RecommendRequest) -> dict:
         check(len(req.events), req.k)
-        return recommender.recommend([e.click() for e in req.events], req.k, req.exclude_seen, req.explain)
+        return recommender.recommend([e.click() for e in req.events], req.k, req.exclude_seen, req.explain,
+                                     req.user_id)
 
     @app.post("/sessions/{session_id}/events")
     def add_event(event: SessionEvent, session_id: str = SESSION_ID) -> dict:
         check(0, event.k)
         try:
-            clicks = sessions.append(session_id, event.click(), event.user_id)
+            live = sessions.append(session_id, event.click(), event.user_id)
         except SessionFull as e:
             raise HTTPException(422, f"events: {e}") from None
-        return {"session_id": session_id, "clicks": len(clicks),
-                **recommender.recommend(clicks, event.k, event.exclude_seen, event.explain)}
+        return {"session_id": session_id, "clicks": len(live.clicks),
+                **recommender.recommend(live.clicks, event.k, event.exclude_seen, event.explain, live.user_id)}
 
     @app.get("/sessions/{session_id}")
     def get_session(session_id: str = SESSION_ID) -> dict:
@@ -174,5 +176,5 @@ def from_pipeline():
     import dataclasses
 
     params = load_params(paths.PARAMS)
-    rec = Recommender.from_pipeline()
+    rec = Recommender.from_pipeline(visitor_history=params.serve.visitor_history)
     return create_app(rec, params.serve, metadata(Path("."), rec, dataclasses.asdict(params.model)))

@@ -5,6 +5,8 @@ A click names the shop's own ``product_id``. Products the catalogue knows (those
 session the model scores; the others are reported back as unknown. Strategies, in order:
 
 - ``model``: at least one known click: the model's scores over the whole catalogue;
+- ``visitor_history``: no known click, and a ``user_id`` with training sessions: products like those the visitor
+  viewed before (``serving.history``); the model takes over from the first known click;
 - ``category_popularity``: no known click, but the request says the unknown products' category: the most clicked
   training products of that category;
 - ``popularity``: otherwise, the most clicked training products.
@@ -25,9 +27,11 @@ import torch
 from sessionrec import paths
 from sessionrec.graphs.build import NODE_INT_FEATURES, build_examples
 from sessionrec.graphs.store import GraphStore
+from sessionrec.serving.history import VisitorHistory
 from sessionrec.training.checkpoint import load_model
 
-MODEL, POPULARITY, CATEGORY_POPULARITY = "model", "popularity", "category_popularity"
+MODEL, VISITOR_HISTORY = "model", "visitor_history"
+POPULARITY, CATEGORY_POPULARITY = "popularity", "category_popularity"
 
 
 @dataclass(frozen=True)
@@ -43,17 +47,18 @@ class Recommender:
     ``product_id``; ``counts``: training clicks per item; ``display``: per item, what a shop shows (category path,
     brand, price), each a list indexed by item."""
 
-    def __init__(self, model, name: str, catalogue: dict, counts: np.ndarray, display: dict):
+    def __init__(self, model, name: str, catalogue: dict, counts: np.ndarray, display: dict,
+                 history: VisitorHistory | None = None):
         self.model, self.name = model.eval(), name
         self.catalogue, self.counts, self.display = catalogue, counts.astype(np.float64), display
         self.item_of = {int(p): i for i, p in enumerate(catalogue["product_id"]) if i > 0}
-        self.n_items = len(counts)
+        self.n_items, self.history = len(counts), history
         self._lock = threading.Lock()  # one model call at a time: kNN models build an index lazily
 
     @classmethod
-    def from_pipeline(cls, root: Path = Path("."), device: str = "cpu") -> "Recommender":
+    def from_pipeline(cls, root: Path = Path("."), device: str = "cpu", visitor_history: bool = True) -> "Recommender":
         """The model of ``models/model.pt`` (through ``load_model``, as ``evaluate`` loads it) with the split's
-        catalogue and the training clicks."""
+        catalogue and the training clicks (and the visitors' histories, unless ``visitor_history`` is false)."""
         model, ckpt = load_model(root / paths.MODEL, device)
         cat = pq.read_table(root / paths.SPLIT / "catalogue.parquet").to_pydict()
         n = ckpt["config"]["n_items"]
@@ -66,7 +71,8 @@ class Recommender:
         train_items = pq.read_table(root / paths.SPLIT / "train.parquet", columns=["item"]).column("item").to_numpy()
         counts = np.bincount(train_items, minlength=n)[:n]
         return cls(model, ckpt["config"]["name"], catalogue, counts,
-                   product_display(root, catalogue["product_id"]))
+                   product_display(root, catalogue["product_id"]),
+                   VisitorHistory.from_pipeline(root, n) if visitor_history else None)
 
     def _batch(self, items: list[int], times: list[float]):
         """The session ``items`` (known item ids, in click order) as a batch of one example."""
@@ -90,7 +96,8 @@ class Recommender:
                             for name, (weight, contrib) in e["parts"].items()]
         return out
 
-    def recommend(self, clicks: list[Click], k: int, exclude_seen: bool = True, explain: bool = False) -> dict:
+    def recommend(self, clicks: list[Click], k: int, exclude_seen: bool = True, explain: bool = False,
+                  user_id: int | None = None) -> dict:
         """``{"strategy", "model", "unknown_products", "items": [{product_id, score, rank, **display}]}``, best first;
         with ``explain``, also ``"explanation"``: what the weights are, each known click's weight (attention models),
         each part's weight and contribution to every recommended product's score (the hybrid)."""
@@ -99,11 +106,14 @@ class Recommender:
                  for c in clicks if c.product_id in self.item_of]
         unknown = list(dict.fromkeys(c.product_id for c in clicks if c.product_id not in self.item_of))
         categories = {c.category.split(".")[0] for c in clicks if c.product_id not in self.item_of and c.category}
+        visitor = self.history.scores(user_id) if self.history is not None and not known else None
         if known:
             strategy = MODEL
             batch = self._batch([i for i, _ in known], [t for _, t in known])
             with self._lock, torch.inference_mode():
                 scores = self.model(batch)[0].double().cpu().numpy()
+        elif visitor is not None:
+            strategy, scores = VISITOR_HISTORY, visitor
         elif len(categories) == 1 and (in_cat := self.display["category_top"] == categories.pop()).any():
             strategy = CATEGORY_POPULARITY
             scores = np.where(in_cat, np.log1p(self.counts), -np.inf)

@@ -35,8 +35,8 @@ class SessionStore:
             del self._sessions[sid]
             self.evicted["ttl"] += 1
 
-    def append(self, session_id: str, click, user_id: int | None = None) -> list:
-        """Add ``click`` to ``session_id`` (created if new); returns a copy of its clicks."""
+    def append(self, session_id: str, click, user_id: int | None = None) -> LiveSession:
+        """Add ``click`` to ``session_id`` (created if new); returns a copy of the session."""
         with self._lock:
             now = self.clock()
             self._expire(now)
@@ -51,7 +51,7 @@ class SessionStore:
             while len(self._sessions) > self.max_sessions:
                 self._sessions.popitem(last=False)
                 self.evicted["size"] += 1
-            return list(s.clicks)
+            return LiveSession(list(s.clicks), s.user_id, s.last_seen)
 
     def get(self, session_id: str) -> LiveSession | None:
         with self._lock:

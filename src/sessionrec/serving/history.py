@@ -1,0 +1,51 @@
+"""A returning visitor's own history as a fallback: before the session says anything, products like those the visitor
+viewed in the training sessions (item-kNN, cosine over co-occurrence in training sessions).
+
+For history counts ``c_h`` and ``S_i`` the training sessions that viewed item ``i``:
+
+    score(i) = sum_h c_h |S_h & S_i| / sqrt(|S_h| |S_i|)
+
+computed as two sparse products (items x sessions), no item x item matrix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+
+from sessionrec import paths
+
+
+class VisitorHistory:
+    def __init__(self, session: np.ndarray, item: np.ndarray, user_of_session: dict, n_items: int):
+        """``session``, ``item``: the training clicks; ``user_of_session``: session id -> user id."""
+        sessions, col = np.unique(session, return_inverse=True)
+        x = sp.csr_matrix((np.ones(len(item)), (item, col)), shape=(n_items, len(sessions)))
+        x.data[:] = 1.0  # viewed or not (duplicates were summed)
+        self.x = x
+        deg = np.asarray(x.sum(axis=1)).ravel()
+        self.inv_sqrt = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1)), 0.0)
+        users = np.array([user_of_session.get(int(s), -1) for s in sessions])[col]  # (clicks,) user of each click
+        order = np.argsort(users, kind="stable")
+        users, items = users[order], np.asarray(item)[order]
+        bounds = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
+        self.history = {int(users[a]): np.bincount(items[a:b], minlength=n_items).astype(np.float64)
+                        for a, b in zip(bounds[:-1], bounds[1:]) if users[a] >= 0}  # user -> views per item
+
+    @classmethod
+    def from_pipeline(cls, root: Path, n_items: int) -> "VisitorHistory":
+        train = pq.read_table(root / paths.SPLIT / "train.parquet", columns=["session", "item"])
+        ev = pq.read_table(root / paths.EVENTS, columns=["session", "user_id"]).to_pydict()
+        return cls(train.column("session").to_numpy(), train.column("item").to_numpy(),
+                   dict(zip(ev["session"], ev["user_id"])), n_items)
+
+    def scores(self, user_id: int | None) -> np.ndarray | None:
+        """(N,) item-kNN scores from ``user_id``'s training views; None for a visitor without any."""
+        counts = self.history.get(user_id) if user_id is not None else None
+        if counts is None:
+            return None
+        per_session = self.x.T @ (counts * self.inv_sqrt)  # (S,)
+        return (self.x @ per_session) * self.inv_sqrt  # (N,)
