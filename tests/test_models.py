@@ -50,7 +50,7 @@ def test_hybrid_learns_the_planted_map_from_its_networks_and_weights_chosen_on_v
 
 
 def test_hybrid_weights_are_the_best_point_of_the_validation_curve(planted):
-    (train, events), val, _ = planted
+    (_, events), val, _ = planted
     cfg = train_config(0, epochs=1, patience=1)
     torch.manual_seed(0)
     nets = {n: build_model(config(n)).state_dict() for n in ("gru4rec", "srgnn")}

@@ -12,8 +12,11 @@ import urllib.error
 import urllib.request
 
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
+import yaml
 
 from conftest import N_ITEMS, TINY, project_copy, sh
 from quality import config, planted, repeat_store
@@ -165,8 +168,8 @@ def test_real_service_on_a_pipeline_output(tmp_path):
         else:
             raise AssertionError(server.stderr.read().decode()[-2000:])
         status, meta = call(base, "GET", "/metadata")
-        lock_md5 = next(o["md5"] for o in __import__("yaml").safe_load((proj / "dvc.lock").read_text())
-                        ["stages"]["train"]["outs"] if o["path"] == "models/model.pt")
+        lock_md5 = next(o["md5"] for o in yaml.safe_load((proj / "dvc.lock").read_text())["stages"]["train"]["outs"]
+                        if o["path"] == "models/model.pt")
         assert status == 200 and meta["model"] == "stan" and meta["hashes"]["models/model.pt"] == lock_md5
         assert meta["test_metrics"] == json.loads((proj / "metrics/test.json").read_text())
 
@@ -175,7 +178,6 @@ def test_real_service_on_a_pipeline_output(tmp_path):
 
         model, _ = load_model(proj / "models/model.pt")
         test = GraphStore(proj / "data/graphs/test.lmdb")
-        import pyarrow.parquet as pq
         cat = pq.read_table(proj / "data/split/catalogue.parquet").to_pydict()
         pid = dict(zip(cat["item"], cat["product_id"]))
         for i in range(0, len(test), max(1, len(test) // 10)):
@@ -228,7 +230,6 @@ def test_real_service_on_a_pipeline_output(tmp_path):
         (tmp_path / "sessions.csv").write_text("\n".join(raw[:300]) + "\n")
         sh(proj, env, sys.executable, "src/recommend.py", "--input", str(tmp_path / "sessions.csv"), "--output",
            str(tmp_path / "recs.csv"), "--k", "5")
-        import pandas as pd
         recs = pd.read_csv(tmp_path / "recs.csv")
         for sid, clicks in read_sessions(tmp_path / "sessions.csv")[:5]:
             events = [{"product_id": c.product_id, "event_time": c.event_time} for c in clicks]

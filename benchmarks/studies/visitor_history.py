@@ -38,7 +38,8 @@ def main() -> None:
     for s, t, i in zip(test["session"], test["ts"], test["item"]):
         if s not in first or t < first[s][0]:
             first[s] = (t, i)
-    rows = [(history.scores(user_of[s]), i) for s, (_, i) in first.items() if history.scores(user_of[s]) is not None]
+    scored = ((history.scores(user_of[s]), i) for s, (_, i) in first.items())  # each history scored once
+    rows = [(h, i) for h, i in scored if h is not None]
     out = {"test_sessions": len(first), "examples": len(rows)}
     if rows:
         target = torch.tensor([i for _, i in rows])

@@ -15,6 +15,7 @@ click of a live session equals ``/recommend`` on the same n clicks (both call ``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from pathlib import Path
@@ -42,20 +43,21 @@ class Event(BaseModel):
         return Click(self.product_id, t, self.category)
 
 
-class RecommendRequest(BaseModel):
+class AnswerOptions(BaseModel):
+    """What both request kinds may ask of the answer."""
     model_config = ConfigDict(extra="forbid")
-    events: list[Event]
     k: StrictInt = 20
     exclude_seen: bool = True
     explain: bool = False
     user_id: StrictInt | None = Field(None, description="a returning visitor: their history answers an empty session")
 
 
-class SessionEvent(Event):
-    user_id: StrictInt | None = None
-    k: StrictInt = 20
-    exclude_seen: bool = True
-    explain: bool = False
+class RecommendRequest(AnswerOptions):
+    events: list[Event]
+
+
+class SessionEvent(Event, AnswerOptions):
+    """One live click and the options of its answer."""
 
 
 class BodyLimit:
@@ -173,8 +175,6 @@ def create_app(recommender: Recommender, serve: ServeParams, meta: dict | None =
 def from_pipeline():
     """The app on what the pipeline made in the working folder (``params.yaml``, ``models/model.pt``, ``data/``);
     uvicorn calls it once per worker (``factory=True``)."""
-    import dataclasses
-
     params = load_params(paths.PARAMS)
     rec = Recommender.from_pipeline(visitor_history=params.serve.visitor_history)
     return create_app(rec, params.serve, metadata(Path("."), rec, dataclasses.asdict(params.model)))

@@ -36,11 +36,17 @@ class VisitorHistory:
                         for a, b in zip(bounds[:-1], bounds[1:]) if users[a] >= 0}  # user -> views per item
 
     @classmethod
+    def from_tables(cls, train, events, n_items: int) -> "VisitorHistory":
+        """From the training clicks (a table with ``session``, ``item``) and the filtered events (``session``,
+        ``user_id``), both pyarrow tables."""
+        user_of = dict(zip(events.column("session").to_pylist(), events.column("user_id").to_pylist()))
+        return cls(train.column("session").to_numpy(), train.column("item").to_numpy(), user_of, n_items)
+
+    @classmethod
     def from_pipeline(cls, root: Path, n_items: int) -> "VisitorHistory":
-        train = pq.read_table(root / paths.SPLIT / "train.parquet", columns=["session", "item"])
-        ev = pq.read_table(root / paths.EVENTS, columns=["session", "user_id"]).to_pydict()
-        return cls(train.column("session").to_numpy(), train.column("item").to_numpy(),
-                   dict(zip(ev["session"], ev["user_id"])), n_items)
+        """From the split's training clicks and the users of ``data/interim/events.parquet`` under ``root``."""
+        return cls.from_tables(pq.read_table(root / paths.SPLIT / "train.parquet", columns=["session", "item"]),
+                               pq.read_table(root / paths.EVENTS, columns=["session", "user_id"]), n_items)
 
     def scores(self, user_id: int | None) -> np.ndarray | None:
         """(N,) item-kNN scores from ``user_id``'s training views; None for a visitor without any."""

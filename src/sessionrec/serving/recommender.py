@@ -50,7 +50,8 @@ class Recommender:
     def __init__(self, model, name: str, catalogue: dict, counts: np.ndarray, display: dict,
                  history: VisitorHistory | None = None):
         self.model, self.name = model.eval(), name
-        self.catalogue, self.counts, self.display = catalogue, counts.astype(np.float64), display
+        self.catalogue, self.display = catalogue, display
+        self.popularity = np.log1p(counts.astype(np.float64))  # (N,) the fallbacks' scores, computed once
         self.item_of = {int(p): i for i, p in enumerate(catalogue["product_id"]) if i > 0}
         self.n_items, self.history = len(counts), history
         self._lock = threading.Lock()  # one model call at a time: kNN models build an index lazily
@@ -68,11 +69,13 @@ class Recommender:
         for f in (*NODE_INT_FEATURES[1:], "price", "product_id"):
             catalogue[f][items] = cat[f]
         catalogue["item"] = np.arange(n, dtype=np.int64)
-        train_items = pq.read_table(root / paths.SPLIT / "train.parquet", columns=["item"]).column("item").to_numpy()
-        counts = np.bincount(train_items, minlength=n)[:n]
+        train = pq.read_table(root / paths.SPLIT / "train.parquet", columns=["session", "item"])
+        counts = np.bincount(train.column("item").to_numpy(), minlength=n)[:n]
+        events = pq.read_table(root / paths.EVENTS, columns=["session", "user_id", "product_id", "ts", "category",
+                                                             "sub_category", "element", "brand", "price"])
         return cls(model, ckpt["config"]["name"], catalogue, counts,
-                   product_display(root, catalogue["product_id"]),
-                   VisitorHistory.from_pipeline(root, n) if visitor_history else None)
+                   product_display(events, root, catalogue["product_id"]),
+                   VisitorHistory.from_tables(train, events, n) if visitor_history else None)
 
     def _batch(self, items: list[int], times: list[float]):
         """The session ``items`` (known item ids, in click order) as a batch of one example."""
@@ -116,12 +119,11 @@ class Recommender:
             strategy, scores = VISITOR_HISTORY, visitor
         elif len(categories) == 1 and (in_cat := self.display["category_top"] == categories.pop()).any():
             strategy = CATEGORY_POPULARITY
-            scores = np.where(in_cat, np.log1p(self.counts), -np.inf)
+            scores = np.where(in_cat, self.popularity, -np.inf)
         else:
             strategy = POPULARITY
-            scores = np.log1p(self.counts)
-        scores = scores.copy()
-        scores[0] = -np.inf
+            scores = self.popularity.copy()
+        scores[0] = -np.inf  # every branch holds its own array here
         if exclude_seen and known:
             scores[[i for i, _ in known]] = -np.inf
         top = top_k(scores, k)
@@ -152,12 +154,11 @@ def top_k(scores: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in order if np.isfinite(scores[i])]
 
 
-def product_display(root: Path, product_id: np.ndarray) -> dict:
+def product_display(events, root: Path, product_id: np.ndarray) -> dict:
     """Per item: ``category_code`` (the category path, ``None`` when missing), ``brand`` and the raw ``price``, from
-    each product's last event in the filtered events; plus ``category_top`` (the path's first level) as an array."""
-    ev = pq.read_table(root / paths.EVENTS, columns=["product_id", "ts", "category", "sub_category", "element",
-                                                     "brand", "price"])
-    ev = ev.take(pc.sort_indices(ev, [("product_id", "ascending"), ("ts", "ascending")]))
+    each product's last event in the filtered ``events`` (a pyarrow table); plus ``category_top`` (the path's first
+    level) as an array. Labels from ``data/interim/vocab.parquet`` under ``root``."""
+    ev = events.take(pc.sort_indices(events, [("product_id", "ascending"), ("ts", "ascending")]))
     pid = ev.column("product_id").to_numpy()
     last = np.flatnonzero(np.r_[pid[1:] != pid[:-1], True])
     row_of = dict(zip(pid[last].tolist(), last.tolist()))
