@@ -102,8 +102,6 @@ class GraphStore:
     def __init__(self, path: str | Path | list):
         """One store, or several read as one (their shards in order), e.g. train + validation for a refit."""
         self.envs, self.shards, sizes = [], [], []
-        if path is None:  # from_examples fills it
-            return
         for p in (path if isinstance(path, (list, tuple)) else [path]):
             p = Path(p)
             if not p.exists():
@@ -114,6 +112,10 @@ class GraphStore:
             self.shards += [unpack(txn.get(f"shard-{i:06d}".encode())) for i in range(len(meta["shard_sizes"]))]
             sizes += meta["shard_sizes"]
             self.envs.append((env, txn))
+        self._index(sizes)
+
+    def _index(self, sizes: list) -> None:
+        """Example offsets of the shards, and every example's target."""
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.targets = np.concatenate([s["target"] for s in self.shards]) if self.shards else np.zeros(0, np.int32)
 
@@ -121,10 +123,9 @@ class GraphStore:
     def from_examples(cls, examples: list[dict]) -> "GraphStore":
         """An in-memory store of ``examples`` (``build.build_examples`` dicts): the service batches live sessions
         with the very code that batches the test split."""
-        store = cls(None)
+        store = cls([])
         store.shards = [_shard_arrays(examples)] if examples else []
-        store.starts = np.array([0, len(examples)], np.int64)
-        store.targets = store.shards[0]["target"] if examples else np.zeros(0, np.int32)
+        store._index([len(examples)] if examples else [])
         return store
 
     def __len__(self) -> int:
