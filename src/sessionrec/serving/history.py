@@ -29,11 +29,12 @@ class VisitorHistory:
         deg = np.asarray(x.sum(axis=1)).ravel()
         self.inv_sqrt = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1)), 0.0)
         users = np.array([user_of_session.get(int(s), -1) for s in sessions])[col]  # (clicks,) user of each click
-        order = np.argsort(users, kind="stable")
-        users, items = users[order], np.asarray(item)[order]
-        bounds = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
-        self.history = {int(users[a]): np.bincount(items[a:b], minlength=n_items).astype(np.float64)
-                        for a, b in zip(bounds[:-1], bounds[1:]) if users[a] >= 0}  # user -> views per item
+        known = users >= 0
+        user_ids, row = np.unique(users[known], return_inverse=True)
+        self.row_of = {int(u): r for r, u in enumerate(user_ids)}
+        # (U, N) views per user and item, sparse: a dense row per user would cost U x N floats
+        self.views = sp.csr_matrix((np.ones(int(known.sum())), (row, np.asarray(item)[known])),
+                                   shape=(len(user_ids), n_items))
 
     @classmethod
     def from_tables(cls, train, events, n_items: int) -> "VisitorHistory":
@@ -50,8 +51,9 @@ class VisitorHistory:
 
     def scores(self, user_id: int | None) -> np.ndarray | None:
         """(N,) item-kNN scores from ``user_id``'s training views; None for a visitor without any."""
-        counts = self.history.get(user_id) if user_id is not None else None
-        if counts is None:
+        r = self.row_of.get(user_id) if user_id is not None else None
+        if r is None:
             return None
-        per_session = self.x.T @ (counts * self.inv_sqrt)  # (S,)
+        weighted = self.views[r].multiply(self.inv_sqrt).tocsr()  # (1, N): c_h / sqrt|S_h|
+        per_session = (weighted @ self.x).toarray().ravel()  # (S,)
         return (self.x @ per_session) * self.inv_sqrt  # (N,)
