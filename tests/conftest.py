@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 # Under pytest-xdist (``-n auto`` in pyproject.toml) the workers share the cores: each one, and every pipeline it
@@ -105,6 +111,47 @@ def planted_store(path, n_sessions, seed):
             items.append(cur)
             cur = int(succ[cur - 1])
     return session_store(path, sessions, items, "all_prefixes")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(base, method, path, body=None, raw=None, headers=None):
+    """One HTTP request to the service: ``(status, decoded JSON body)``, also for 4xx answers."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(base + path, data=data, method=method,
+                                 headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, (json.loads(r.read() or b"null"))
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+@contextlib.contextmanager
+def served(proj, env):
+    """``python src/serve.py`` in ``proj`` on a free loopback port, up and answering: ``(base URL, process)``;
+    stopped on exit."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "src/serve.py", "--port", str(port)], cwd=proj, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if call(base, "GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError(server.stderr.read().decode()[-2000:])
+        yield base, server
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -24,3 +24,11 @@ def test_readme_is_a_guide_and_no_document_says_who_ran_what():
     for path in [ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").glob("*.md")]:
         hits = [line for line in path.read_text().splitlines() if pattern.search(line)]
         assert not hits, (path.name, hits)
+
+
+def test_ci_runs_the_readmes_test_command_and_every_image_readme_shows_exists():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci/run").read_text().strip().splitlines()[-1]
+    assert ci in readme, f".ci/run runs {ci!r}, which README's quickstart does not give"
+    for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme):
+        assert (ROOT / image).is_file(), image

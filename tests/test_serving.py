@@ -3,13 +3,7 @@
 service (uvicorn on a free loopback port) on a pipeline's output, every endpoint and every bad input."""
 
 import json
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pandas as pd
@@ -18,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import N_ITEMS, TINY, project_copy, sh
+from conftest import N_ITEMS, TINY, call, project_copy, served, sh
 from quality import config, planted, repeat_store
 from sessionrec.graphs.store import GraphStore
 from sessionrec.serving.batch import read_sessions
@@ -111,6 +105,22 @@ def test_unknown_products_fallbacks_and_excluding_the_session(tmp_path):
     assert int(popular[0]) in [r["product_id"] for r in rec.recommend([Click(int(popular[0]))], 5, False)["items"]]
 
 
+def test_categories_and_products_most_clicked_first(tmp_path):
+    _, events = repeat_store(tmp_path / "t.lmdb", 50, 0)
+    rec = recommender(new_model(config("pop"), 0), "pop", events)
+    counts = np.bincount(events["item"], minlength=N_ITEMS + 1)
+    by_clicks = np.lexsort((np.arange(N_ITEMS + 1), -counts))
+    for c in rec.categories():
+        odd = c["category"] == "shoes"  # the toy catalogue: odd items are shoes, even ones bags
+        items = [i for i in by_clicks if i > 0 and i % 2 == odd]
+        assert c["products"] == len(items) and c["clicks"] == counts[items].sum()
+        assert [p["product_id"] - PID for p in rec.products(c["category"], 7)] == items[:7]
+    assert sorted(c["category"] for c in rec.categories()) == ["bags", "shoes"]
+    assert [c["clicks"] for c in rec.categories()] == sorted((c["clicks"] for c in rec.categories()), reverse=True)
+    assert [p["product_id"] - PID for p in rec.products(None, 5)] == [i for i in by_clicks if i > 0][:5]
+    assert rec.products("hats", 5) is None
+
+
 def test_session_store_evicts_by_size_and_by_ttl_and_bounds_clicks():
     now = [0.0]
     store = SessionStore(max_sessions=2, ttl=10, max_events=3, clock=lambda: now[0])
@@ -131,42 +141,13 @@ def test_session_store_evicts_by_size_and_by_ttl_and_bounds_clicks():
     assert store.delete("c") and not store.delete("c")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(base, method, path, body=None, raw=None, headers=None):
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(base + path, data=data, method=method,
-                                 headers={"content-type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, (json.loads(r.read() or b"null"))
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
 @pytest.mark.slow
 def test_real_service_on_a_pipeline_output(tmp_path):
     """``python src/serve.py`` after ``dvc repro``: every endpoint, every bad input a 4xx naming the field, the
     n-th live click equal to /recommend on n clicks, and the top-k of test sessions equal to the model's."""
     proj, env = project_copy(tmp_path, {**TINY, "model": {**TINY["model"], "name": "stan"}})
     sh(proj, env, "dvc", "repro")
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "src/serve.py", "--port", str(port)], cwd=proj, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if call(base, "GET", "/health")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError(server.stderr.read().decode()[-2000:])
+    with served(proj, env) as (base, server):
         status, meta = call(base, "GET", "/metadata")
         lock_md5 = next(o["md5"] for o in yaml.safe_load((proj / "dvc.lock").read_text())["stages"]["train"]["outs"]
                         if o["path"] == "models/model.pt")
@@ -223,6 +204,14 @@ def test_real_service_on_a_pipeline_output(tmp_path):
         assert call(base, "POST", "/recommend", raw=b"{not json")[0] == 422
         assert call(base, "POST", "/recommend", raw=b" " * 70000)[0] == 413
         assert call(base, "POST", "/sessions/bad id/events".replace(" ", "%20"), {"product_id": 1})[0] == 422
+        status, cats = call(base, "GET", "/categories")
+        assert status == 200 and sum(c["products"] for c in cats) == meta["catalogue_items"]
+        status, shown = call(base, "GET", f"/products?category={cats[0]['category']}&limit=5")
+        assert status == 200 and len(shown) == 5
+        assert all((p["category_code"] or "").split(".")[0] == cats[0]["category"] for p in shown)
+        assert call(base, "GET", "/products?limit=101")[0] == 422 and call(base, "GET", "/products?limit=x")[0] == 422
+        status, err = call(base, "GET", "/products?category=nope")
+        assert status == 404 and "category" in err["detail"]
         assert server.poll() is None  # no request brought it down
 
         # the offline batch ranks each session as the service does
@@ -238,9 +227,6 @@ def test_real_service_on_a_pipeline_output(tmp_path):
             assert mine["product_id"].tolist() == [r["product_id"] for r in once["items"]]
             assert mine["rank"].tolist() == [r["rank"] for r in once["items"]]
             assert set(mine["strategy"]) <= {once["strategy"]}
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
 
 
 def test_top_k_equals_a_full_sort_ties_by_index():

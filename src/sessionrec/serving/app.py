@@ -1,5 +1,7 @@
 """The recommendation service (FastAPI): a live session's clicks in, the top-k products out.
 
+    GET    /                           the demo page (static/demo.html: plain HTML and JavaScript, nothing fetched from
+                                        elsewhere)
     GET    /health                     liveness, model name, live sessions
     GET    /metadata                   model, its params, data and model hashes (dvc.lock), catalogue size, test metrics
     POST   /recommend                  {"events": [{"product_id", "event_time"?, "category"?}, ...], "k"?,
@@ -7,6 +9,8 @@
     POST   /sessions/{id}/events       one click ({"product_id", "event_time"?, "user_id"?, "k"?, ...}) -> fresh top-k
     GET    /sessions/{id}              the session's clicks
     DELETE /sessions/{id}
+    GET    /categories                 the catalogue's top-level categories, most clicked first
+    GET    /products?category=&limit=  a category's most clicked products (what the demo page offers to click)
 
 Every request is validated: a malformed body, a wrong type, ``k`` or the session outside the ``serve.*`` bounds, an
 unknown session or an oversized body get a 4xx whose message names the field; never a 500. The answer for the n-th
@@ -21,7 +25,8 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
-from fastapi import FastAPI, HTTPException, Path as PathParam, Response
+from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Response
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from sessionrec import paths
@@ -29,6 +34,7 @@ from sessionrec.params import ServeParams, load_params
 from sessionrec.serving.recommender import Click, Recommender
 from sessionrec.serving.sessions import SessionFull, SessionStore
 
+DEMO_PAGE = Path(__file__).parent / "static" / "demo.html"
 SESSION_ID = PathParam(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
 
 
@@ -125,11 +131,29 @@ def create_app(recommender: Recommender, serve: ServeParams, meta: dict | None =
     sessions = SessionStore(serve.max_sessions, serve.session_ttl_seconds, serve.max_events)
     app.state.sessions = sessions
 
-    def check(n_events: int, k: int) -> None:
+    def check(n_events: int, k: int, field: str = "k") -> None:
         if not 1 <= k <= serve.max_k:
-            raise HTTPException(422, f"k: {k} is out of range; allowed [1, {serve.max_k}] (serve.max_k)")
+            raise HTTPException(422, f"{field}: {k} is out of range; allowed [1, {serve.max_k}] (serve.max_k)")
         if n_events > serve.max_events:
             raise HTTPException(422, f"events: {n_events} clicks, at most {serve.max_events} (serve.max_events)")
+
+    demo = DEMO_PAGE.read_text(encoding="utf-8")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def demo_page() -> str:
+        return demo
+
+    @app.get("/categories")
+    def categories() -> list[dict]:
+        return recommender.categories()
+
+    @app.get("/products")
+    def products(category: str | None = Query(None, max_length=200), limit: int = 24) -> list[dict]:
+        check(0, limit, "limit")
+        found = recommender.products(category, limit)
+        if found is None:
+            raise HTTPException(404, f"category: no products in category {category!r} (see GET /categories)")
+        return found
 
     @app.get("/health")
     def health() -> dict:

@@ -14,6 +14,7 @@ session the model scores; the others are reported back as unknown. Strategies, i
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ class Recommender:
                  history: VisitorHistory | None = None):
         self.model, self.name = model.eval(), name
         self.catalogue, self.display = catalogue, display
+        self.counts = counts
         self.popularity = np.log1p(counts.astype(np.float64))  # (N,) the fallbacks' scores, computed once
         self.item_of = {int(p): i for i, p in enumerate(catalogue["product_id"]) if i > 0}
         self.n_items, self.history = len(counts), history
@@ -129,13 +131,41 @@ class Recommender:
         top = top_k(scores, k)
         out = {"strategy": strategy, "model": self.name if strategy == MODEL else None,
                "unknown_products": unknown,
-               "items": [{"product_id": int(self.catalogue["product_id"][i]), "rank": r + 1,
-                          "score": float(scores[i]), **{f: self.display[f][i] for f in DISPLAY_FIELDS}}
-                         for r, i in enumerate(top)]}
+               "items": [{**self.product(i), "rank": r + 1, "score": float(scores[i])} for r, i in enumerate(top)]}
         if explain:
             out["explanation"] = self._explain(batch, top, [i for i, _ in known]) if strategy == MODEL and top else \
                 {"what": f"none: answered by {strategy}, not by the model", "clicks": None, "parts": None}
         return out
+
+
+    def product(self, item: int) -> dict:
+        """What a shop shows of one item: its ``product_id``, category path, brand and price."""
+        return {"product_id": int(self.catalogue["product_id"][item]), **{f: self.display[f][item] for f in DISPLAY_FIELDS}}
+
+    @functools.cached_property
+    def _by_category(self) -> dict[str, np.ndarray]:
+        """Per top-level category (``""``: none), its items, most clicked in training first (ties by item)."""
+        order = np.lexsort((np.arange(self.n_items), -self.popularity))
+        order = order[order > 0]
+        tops = self.display["category_top"][order]
+        return {str(c): order[tops == c] for c in dict.fromkeys(tops.tolist())}
+
+    def categories(self) -> list[dict]:
+        """The catalogue's top-level categories, the one with the most training clicks first (products without a
+        category, ``""``, last)."""
+        rows = [{"category": c, "products": len(items), "clicks": int(self.counts[items].sum())}
+                for c, items in self._by_category.items()]
+        return sorted(rows, key=lambda r: (r["category"] == "", -r["clicks"], r["category"]))
+
+    def products(self, category: str | None, limit: int) -> list[dict] | None:
+        """The ``limit`` most clicked products of ``category`` (all products when ``None``); ``None`` for a category
+        the catalogue lacks."""
+        if category is None:
+            items = np.lexsort((np.arange(self.n_items), -self.popularity))
+            items = items[items > 0]
+        elif (items := self._by_category.get(category)) is None:
+            return None
+        return [self.product(int(i)) for i in items[:limit]]
 
 
 DISPLAY_FIELDS = ("category_code", "brand", "price")
