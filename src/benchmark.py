@@ -22,7 +22,7 @@ from sessionrec.models import COMPOSITE, KINDS, build_model
 from sessionrec.params import ParamsError, load_params
 from sessionrec.runtime import pick_device, set_threads
 from sessionrec.scoring import evaluate_test
-from sessionrec.training.checkpoint import save_checkpoint
+from sessionrec.training.checkpoint import load_verified, save_checkpoint
 from sessionrec.training.run import Trained, model_config, train_and_choose, with_model
 
 RUN_FIELDS = ("best_epoch", "val", "seconds", "examples_seen")
@@ -33,7 +33,7 @@ def load_run(name: str, seed: int) -> Trained:
     path = paths.benchmark_run(name, seed, "pt")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no benchmark run of {name} with seed {seed} (run its benchmark cell)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_verified(path)
     return Trained(ckpt["config"], ckpt["state_dict"], ckpt["chosen_state"], history=[],
                    **{k: ckpt[k] for k in RUN_FIELDS})
 

@@ -33,6 +33,13 @@ def need(path: Path) -> Path:
     return path
 
 
+def rees46_row(t, typ, pid, code="electronics.smartphone", brand="acme", price="10.00", user="1", sess="s1",
+               cat="2053013555631882655", time=None) -> str:
+    """One line of a REES46 CSV; ``t``: seconds after 2019-10-01 00:00:00 UTC (or ``time``, the event_time as is)."""
+    time = time or f"2019-10-01 00:{t // 60:02d}:{t % 60:02d} UTC"
+    return f"{time},{typ},{pid},{cat},{code},{brand},{price},{user},{sess}"
+
+
 def write_csv(path: Path, rows: list[str], header: bool = True) -> Path:
     from sessionrec.sources.rees46 import COLUMNS
 

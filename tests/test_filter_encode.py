@@ -5,14 +5,13 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import NOV_HEAD, OCT_HEAD, need, write_csv
+from conftest import NOV_HEAD, OCT_HEAD, need, rees46_row, write_csv
 from sessionrec.params import FilterEncodeParams
 from sessionrec.prepare.filter_encode import filter_encode
 from sessionrec.sources.rees46 import SourceError, check_header
 
 
-def row(t, typ, pid, code="electronics.smartphone", brand="acme", price="10.00", user="1", sess="s1", cat="2053013555631882655"):
-    return f"2019-10-01 00:00:{t:02d} UTC,{typ},{pid},{cat},{code},{brand},{price},{user},{sess}"
+row = rees46_row
 
 
 def run(tmp_path, rows, **kw):
@@ -39,12 +38,15 @@ def test_each_rule_is_counted(tmp_path):
     report, ev = run(tmp_path, rows, drop_listwise_nulls=["brand"], min_products_per_session=3)
     d = report["rows_dropped"]
     assert report["rows_read"] == 15 and report["malformed_lines_skipped"] == 0
-    assert d["unparseable_value"] == 2
+    # a bad timestamp drops its row; a bad price only makes the price missing (the click stays in its session)
+    assert d["unparseable_value.event_time"] == 1 and report["values_made_missing"] == {"price": 1, "category_id": 0, "user_id": 0}
+    assert report["value_examples"]["event_time"] == [{"file": "2019-Oct.csv", "line": 15, "value": "not-a-time"}]
+    assert report["value_examples"]["price"] == [{"file": "2019-Oct.csv", "line": 14, "value": "abc"}]
     assert d["missing_required"] == 1
     assert d["limit_to_view_event"] == 1
     assert d["drop_listwise_nulls.brand"] == 1
     assert d["dedup_consecutive"] == 1
-    assert d["min_products_per_session"] == 3 and report["sessions_dropped"]["min_products_per_session"] == 1
+    assert d["min_products_per_session"] == 4 and report["sessions_dropped"]["min_products_per_session"] == 2
     assert report["rows_kept"] == len(ev) == 6 and report["sessions"] == 2
     assert sum(d.values()) + report["rows_kept"] == report["rows_read"]
 

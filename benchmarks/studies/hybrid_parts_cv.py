@@ -26,6 +26,7 @@ from sessionrec.metrics import metrics_from_counts, rank_counts
 from sessionrec.models import build_model
 from sessionrec.models.hybrid import EPS, TIE, Hybrid
 from sessionrec.training.blend import simplex_grid
+from sessionrec.training.checkpoint import load_verified
 from sessionrec.params import load_params
 from sessionrec.training.run import model_config, read_events, with_model
 
@@ -79,7 +80,7 @@ def row(held: list, val_mrr: float, weights) -> dict:
 
 def study(seed: int, params, max_examples: int) -> dict:
     nets = list(params.model.hybrid_nets)
-    runs = {n: torch.load(paths.benchmark_run(n, seed, "pt"), weights_only=True) for n in nets}
+    runs = {n: load_verified(paths.benchmark_run(n, seed, "pt")) for n in nets}
     config = model_config(with_model(params, name="hybrid"))
     model = build_model(config)
     model.load_nets({n: r["chosen_state"] for n, r in runs.items()})

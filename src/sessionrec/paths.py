@@ -46,3 +46,18 @@ def hybrid_checkpoint(network: str) -> Path:
 
 def graph_store(split: str) -> Path:
     return GRAPHS / f"{split}.lmdb"
+
+
+def user_path(path: str | Path) -> Path:
+    """A folder named in params.yaml (``data.local_dir``, ``data.splits_dir``). Absolute: as given. Relative: from
+    the project folder. A queued or ``--temp`` ``dvc exp run`` works in a copy under the project's
+    ``.dvc/tmp/exps/``, where a relative path such as ``../shared/data/...`` would point elsewhere; there a path that
+    does not exist in the copy is read from the project folder itself, so the README's commands work in the queue."""
+    path = Path(path).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    parts = Path.cwd().resolve().parts
+    for i in range(len(parts) - 2):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i]) / path
+    return path

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sessionrec import atomic
+
 LENGTH_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)
 
 
@@ -20,13 +22,13 @@ def write_test_plots(out_dir: Path, metrics: dict, per_example: dict, ks) -> Non
     """``recall_at_k.csv`` (R@K, MRR@K, NDCG@K by K), ``recall_by_length.csv`` (R@20 by input length bucket) and
     both as ``test_metrics.png``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "recall_at_k.csv", "w", newline="") as f:
+    with atomic.replacing(out_dir / "recall_at_k.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["k", "recall", "mrr", "ndcg"])
         for k in sorted(ks):
             w.writerow([k, metrics[f"R@{k}"], metrics[f"MRR@{k}"], metrics[f"NDCG@{k}"]])
     bucket = _bucket(per_example["length"])
-    with open(out_dir / "recall_by_length.csv", "w", newline="") as f:
+    with atomic.replacing(out_dir / "recall_by_length.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["length", "recall_20", "examples"])
         for b in np.unique(bucket):
@@ -62,7 +64,7 @@ def line_panels(panels: dict[str, dict[str, tuple[list, list]]], out_path: Path,
         ax.legend(fontsize=8)
     fig.tight_layout()
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=100)
+    save_figure(fig, out_path)
     plt.close(fig)
 
 
@@ -120,7 +122,7 @@ def markdown_table(summary: dict) -> str:
 
 def write_csv(summary: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with atomic.replacing(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", "R@20", "MRR@20", "R@20_std", "MRR@20_std"])
         for m in _models(summary):
@@ -149,5 +151,11 @@ def plot_benchmark(summary: dict, path: Path) -> None:
     axes[0].invert_yaxis()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
+
+
+def save_figure(fig, path: Path) -> None:
+    """``fig`` as ``path`` (its suffix names the format), whole or not at all."""
+    with atomic.replacing(path) as tmp:
+        fig.savefig(tmp, dpi=100, format=path.suffix.lstrip("."))

@@ -1,9 +1,12 @@
 """Packed LMDB shards of session graphs, read zero-copy, and vectorised batching into tensors.
 
-Layout: one LMDB file (``subdir=False``); key ``meta`` holds JSON (example count, shard sizes); key
-``shard-000000`` ... holds one shard of up to ``shard_size`` examples as flat numpy buffers (CSR style: per-example
-pointers into node / position / edge arrays). Each value is ``<u8 header length><JSON header><8-byte-aligned arrays>``;
-no pickle anywhere. Readers open the file ``readonly=True, lock=False`` (no lock file, so ``dvc status`` stays clean)
+Layout: one LMDB file (``subdir=False``); key ``meta`` holds JSON (``format``, example count, shard sizes, each
+shard's CRC-32), key ``meta-crc32`` the CRC-32 of ``meta``; key ``shard-000000`` ... holds one shard of up to
+``shard_size`` examples as flat numpy buffers (CSR style: per-example pointers into node / position / edge arrays).
+Each value is ``<u8 header length><JSON header><8-byte-aligned arrays>``; no pickle anywhere. Opening a store checks
+its format and every checksum (about 1 GB/s): a flipped byte, a truncated or a foreign file is refused with a
+``StoreError`` naming the file, never read as other tensors. A store is written under a temporary name and renamed
+into place when complete (``atomic``). Readers open the file ``readonly=True, lock=False`` (no lock file, so ``dvc status`` stays clean)
 and keep one read transaction open, so ``np.frombuffer`` views point straight into the memory map.
 
 This replaces the original design's one pickled graph per record, opened per sample, which starved the GPU.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
 from pathlib import Path
 
 import lmdb
@@ -21,10 +25,16 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
+from sessionrec import atomic
 from sessionrec.graphs.batch import Batch, ranges
 from sessionrec.graphs.build import NODE_INT_FEATURES, build_examples
 
+FORMAT = "sessionrec-graphs/2"
 NODE_ARRAYS = (*NODE_INT_FEATURES, "price")
+
+
+class StoreError(ValueError):
+    """A graph store that cannot be trusted: unreadable, of another format, or failing a checksum."""
 EDGE_ARRAYS = ("src", "dst", "w_in", "w_out")
 
 
@@ -66,34 +76,94 @@ def _shard_arrays(examples: list[dict]) -> dict:
 def write_store(path: Path, examples, shard_size: int, meta: dict | None = None) -> int:
     """Write an iterable of example dicts (see ``build.build_examples``) to ``path``; return the example count."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for p in (path, Path(f"{path}-lock")):
-        if p.exists():
-            p.unlink()
-    # meminit: zeroed page slack, so the same examples always give the same bytes (and the same DVC hash)
-    env = lmdb.open(str(path), subdir=False, map_size=1 << 40, meminit=True, map_async=True)
-    sizes, buf = [], []
+    Path(f"{path}-lock").unlink(missing_ok=True)
+    with atomic.replacing(path) as tmp:
+        lock = Path(f"{tmp}-lock")
+        try:
+            # meminit: zeroed page slack, so the same examples always give the same bytes (and the same DVC hash)
+            env = lmdb.open(str(tmp), subdir=False, map_size=1 << 40, meminit=True, map_async=True)
+            sizes, crcs, buf = [], [], []
 
-    def flush():
-        with env.begin(write=True) as txn:
-            txn.put(f"shard-{len(sizes):06d}".encode(), pack(_shard_arrays(buf)))
-        sizes.append(len(buf))
-        buf.clear()
+            def flush():
+                value = pack(_shard_arrays(buf))
+                with env.begin(write=True) as txn:
+                    txn.put(f"shard-{len(sizes):06d}".encode(), value)
+                sizes.append(len(buf))
+                crcs.append(zlib.crc32(value))
+                buf.clear()
 
-    for ex in examples:
-        buf.append(ex)
-        if len(buf) == shard_size:
-            flush()
-    if buf:
-        flush()
-    with env.begin(write=True) as txn:
-        txn.put(b"meta", json.dumps({"n_examples": sum(sizes), "shard_sizes": sizes, **(meta or {})}).encode())
-    env.sync(True)
-    env.close()
-    lock = Path(f"{path}-lock")
-    if lock.exists():
-        lock.unlink()
+            for ex in examples:
+                buf.append(ex)
+                if len(buf) == shard_size:
+                    flush()
+            if buf:
+                flush()
+            head = json.dumps({"format": FORMAT, "n_examples": sum(sizes), "shard_sizes": sizes, "shard_crc32": crcs,
+                               **(meta or {})}).encode()
+            with env.begin(write=True) as txn:
+                txn.put(b"meta", head)
+                txn.put(b"meta-crc32", b"%08x" % zlib.crc32(head))
+            env.sync(True)
+            env.close()
+        finally:
+            lock.unlink(missing_ok=True)
     return sum(sizes)
+
+
+LMDB_MAGIC = 0xBEEFC0DE
+
+
+def check_lmdb_file(path: Path, redo: str) -> None:
+    """Refuse a file that is not LMDB, or shorter than its own meta page says, before mapping it: LMDB trusts the
+    file, and reading a page past the end of a truncated one kills the process (SIGBUS), no exception raised.
+
+    The meta pages (0 and 1; the one with the higher transaction id is current) hold, after the 16-byte page header:
+    magic u32, version u32, address u64, map size u64, two 48-byte database records (the first one's leading u32
+    is the page size), last page number u64, transaction id u64."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(160)
+        if len(head) < 160 or struct.unpack_from("<I", head, 16)[0] != LMDB_MAGIC:
+            raise StoreError(f"{path}: not an LMDB file, so not a graph store: {redo}")
+        psize = struct.unpack_from("<I", head, 40)[0]
+        f.seek(psize)
+        second = f.read(160)
+    metas = [m for m in (head, second) if len(m) == 160 and struct.unpack_from("<I", m, 16)[0] == LMDB_MAGIC]
+    last_pg, _ = max((struct.unpack_from("<QQ", m, 136) for m in metas), key=lambda t: t[1])
+    if psize not in (4096, 8192, 16384, 32768, 65536) or size < (last_pg + 1) * psize:
+        raise StoreError(f"{path}: truncated ({size} bytes, its pages need {(last_pg + 1) * psize}): {redo}")
+
+
+def open_store(path: Path):
+    """``(env, txn, meta, shards)`` of the store at ``path``, every checksum verified."""
+    redo = "rebuild it: `dvc repro --force build_graphs`"
+    check_lmdb_file(path, redo)
+    try:
+        env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False)
+        txn = env.begin(buffers=True)
+        head, head_crc = txn.get(b"meta"), txn.get(b"meta-crc32")
+        if head is None or head_crc is None:
+            env.close()
+            raise StoreError(f"{path}: not a {FORMAT} store (no checksummed meta record); written by another program "
+                             f"or an older sessionrec: {redo}")
+        if b"%08x" % zlib.crc32(head) != bytes(head_crc):
+            env.close()
+            raise StoreError(f"{path}: the meta record fails its checksum; the file was altered or damaged: {redo}")
+        meta = json.loads(bytes(head))
+        if meta.get("format") != FORMAT:
+            env.close()
+            raise StoreError(f"{path}: format {meta.get('format')!r}, this sessionrec reads {FORMAT}: {redo}")
+        shards = []
+        for i, crc in enumerate(meta["shard_crc32"]):
+            value = txn.get(f"shard-{i:06d}".encode())
+            if value is None or zlib.crc32(value) != crc:
+                env.close()
+                raise StoreError(f"{path}: shard {i} is {'missing' if value is None else 'altered or damaged'} "
+                                 f"(checksum): {redo}")
+            shards.append(unpack(value))
+    except lmdb.Error as e:
+        raise StoreError(f"{path}: unreadable as a graph store ({type(e).__name__}: {str(e)[:160]}): {redo}") from None
+    return env, txn, meta, shards
 
 
 class GraphStore:
@@ -106,10 +176,8 @@ class GraphStore:
             p = Path(p)
             if not p.exists():
                 raise FileNotFoundError(f"{p}: graph store not found (run the build_graphs stage)")
-            env = lmdb.open(str(p), subdir=False, readonly=True, lock=False, readahead=False)
-            txn = env.begin(buffers=True)
-            meta = json.loads(bytes(txn.get(b"meta")))
-            self.shards += [unpack(txn.get(f"shard-{i:06d}".encode())) for i in range(len(meta["shard_sizes"]))]
+            env, txn, meta, shards = open_store(p)
+            self.shards += shards
             sizes += meta["shard_sizes"]
             self.envs.append((env, txn))
         self._index(sizes)

@@ -5,9 +5,16 @@ half-written last line of a truncated file) to a callback, so each one is counte
 DuckDB then runs the window / group-by work with a memory limit and spills to disk, so the full October+November
 2019 files (~110 M rows, 14 GB) fit in 24 GB of RAM. Nothing here holds the event table in pandas.
 
+Parsing: ``event_time`` as REES46 writes it (``2019-10-01 00:00:00 UTC``) or ISO 8601 (``T`` or a space, fractional
+seconds, ``Z`` or an offset such as ``+02:00``; a time without a zone is UTC); a UTF-8 byte-order mark, CRLF line ends
+and quoted fields are read as such. A line with the wrong number of fields is skipped and reported with its file and
+line number (``malformed_examples``); an empty line (or one of empty fields) is dropped as ``blank_line``.
+
 Rules, applied in this order, each counted in the report (rows and sessions it dropped):
-``unparseable_value`` (a field that does not parse as its type), ``missing_required`` (no event_time, event_type,
-product_id or session key), ``limit_to_view_event``, ``drop_listwise_nulls`` (one rule per column), then (with
+``unparseable_value.FIELD`` (a required field, ``event_time``, ``product_id`` or the ``user_id`` session key, that
+does not parse as its type; each dropped row counted once, under its first such field), ``missing_required`` (no
+event_time, event_type, product_id or session key), ``limit_to_view_event``, ``drop_listwise_nulls`` (one rule per
+column), then (with
 ``session_key: user_id``) sessions re-cut from each user's clicks at gaps over ``session_gap_minutes``,
 ``dedup_consecutive``, ``min_item_support`` (with ``iterative_filter``: ``min_session_events`` and
 ``min_item_support`` alternately until neither drops a row, as the official GRU4Rec preprocessing does),
@@ -18,13 +25,20 @@ Encoding: product ids -> 1..N (0 is padding); ``category_code`` -> category / su
 a missing level; levels past the third stay in element); category, sub_category, element and brand label-encoded
 (0 padding, labels sorted). These ids are bookkeeping over all rows; everything a model learns from data is
 re-fitted on the training split only (``sessionrec.prepare.split``).
+
+An optional field that does not parse (``price`` not a non-negative number, ``category_id``, or ``user_id`` when it is
+not the session key) does not drop its click, which would silently join the clicks on either side into one session:
+the field becomes missing, counted in ``values_made_missing`` with examples, and ``drop_listwise_nulls`` decides.
+
+The report accounts for every input line: ``rows_read`` = ``rows_kept`` + the sum of ``rows_dropped`` +
+``malformed_lines_skipped``. It holds no timings, so identical inputs give an identical report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import tempfile
-import time
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,13 +63,28 @@ class Report:
     malformed_examples: list = field(default_factory=list)
     dropped: dict = field(default_factory=dict)
     sessions_dropped: dict = field(default_factory=dict)
+    made_missing: dict = field(default_factory=dict)
+    value_examples: dict = field(default_factory=dict)
     result: dict = field(default_factory=dict)
+    # per file: (name, its first global row number, its parsed rows, the sorted line numbers it skipped)
+    spans: list = field(default_factory=list)
+
+    def where(self, row: int) -> tuple[str, int]:
+        """The file and 1-based line of the global ``row`` number (the header is line 1)."""
+        for name, row0, n, skipped in self.spans:
+            if row0 <= row < row0 + n:
+                line = row - row0 + 2
+                while line != (nxt := row - row0 + 2 + sum(1 for s in skipped if s <= line)):
+                    line = nxt
+                return name, line
+        raise IndexError(row)
 
     def as_dict(self) -> dict:
         return {"files": self.files, "rows_read": self.rows_read,
                 "malformed_lines_skipped": self.malformed_lines_skipped,
                 "malformed_examples": self.malformed_examples, "rows_dropped": self.dropped,
-                "sessions_dropped": self.sessions_dropped, **self.result}
+                "sessions_dropped": self.sessions_dropped, "values_made_missing": self.made_missing,
+                "value_examples": self.value_examples, **self.result}
 
 
 def stage_csv(paths: list[Path], out_dir: Path, report: Report, block_size: int = 1 << 24) -> list[Path]:
@@ -70,10 +99,14 @@ def stage_csv(paths: list[Path], out_dir: Path, report: Report, block_size: int 
             bad.append(row)
             return "skip"
 
+        # one thread: the skipped lines get their line numbers (None when multithreaded), and on 2 cores the
+        # single-threaded streaming parse was as fast (0.18-0.21 s against 0.25-0.52 s for 697k rows); an empty
+        # line stays a row (all fields missing, dropped as blank_line), so row numbers map to line numbers
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=block_size, use_threads=True),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
+            read_options=pacsv.ReadOptions(block_size=block_size, use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False,
+                                             ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS},
                                                  strings_can_be_null=True, null_values=[""]),
         )
@@ -92,6 +125,7 @@ def stage_csv(paths: list[Path], out_dir: Path, report: Report, block_size: int 
         if writer is not None:
             writer.close()
             out.append(dst)
+        report.spans.append((path.name, row0, n, sorted(r.number for r in bad)))
         row0 += n
         report.files.append({"file": path.name, "rows_parsed": n, "malformed_lines": len(bad)})
         report.rows_read += n + len(bad)
@@ -102,6 +136,8 @@ def stage_csv(paths: list[Path], out_dir: Path, report: Report, block_size: int 
                 "text": r.text[:200]})
             log.warning("%s line %s: %d fields instead of %d, skipped: %r", path.name, r.number, r.actual_columns,
                         r.expected_columns, r.text[:120])
+        if len(bad) > MAX_EXAMPLES:
+            log.warning("%s: %d malformed lines skipped in all (see metrics/data_report.json)", path.name, len(bad))
     return out
 
 
@@ -130,126 +166,215 @@ VOCAB_JOINS = """JOIN vocab vc ON vc.field = 'category' AND vc.label = l.categor
             JOIN vocab vb ON vb.field = 'brand' AND vb.label = l.brand_l"""
 
 
+# event_time: the REES46 form first (the fast path), then ISO 8601; a format without a zone is read as UTC
+TIME_FORMATS = ("%Y-%m-%d %H:%M:%S UTC", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z",
+                "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f")
+EXPECTED = {"event_time": "a time like '2019-10-01 00:00:00 UTC' or ISO 8601 ('2019-10-01T00:00:00Z', '+02:00')",
+            "product_id": "an integer", "category_id": "an integer", "user_id": "an integer",
+            "price": "a number >= 0"}
+PARSED = {"event_time": "ts", "product_id": "product_id", "category_id": "category_id", "user_id": "user_id",
+          "price": "price"}
+
+
+def _bad(col: str) -> str:
+    """SQL: ``col``'s raw text is there but did not parse (for price: or is negative or NaN)."""
+    extra = " OR price < 0 OR isnan(price)" if col == "price" else ""
+    return f"({col}_raw IS NOT NULL AND ({PARSED[col]} IS NULL{extra}))"
+
+
 def filter_encode(raw_files: list[Path], params: FilterEncodeParams, out_dir: Path) -> dict:
-    """Write ``events.parquet`` and ``vocab.parquet`` into ``out_dir``; return the data report."""
-    t0 = time.time()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``events.parquet`` and ``vocab.parquet`` into ``out_dir``; return the data report.
+
+    All temporary work (the staged Parquet, DuckDB's database and spill files) lives in ``out_dir/.tmp``, removed at
+    the end and, after a kill, at the start of the next run; the two outputs are renamed into place only when
+    complete."""
     report = Report()
-    with tempfile.TemporaryDirectory(prefix="sessionrec-fe-") as tmp:
-        tmp = Path(tmp)
-        staged = stage_csv(raw_files, tmp, report)
-        if not staged:
-            raise ValueError(f"no rows could be parsed from {[str(p) for p in raw_files]}")
-        con = duckdb.connect(str(tmp / "work.duckdb"))
-        con.execute(f"SET memory_limit='{params.memory_limit}'")
-        con.execute(f"SET temp_directory='{tmp / 'spill'}'")
-        files = ", ".join(f"'{p}'" for p in staged)
-        con.execute(f"""
-            CREATE TABLE t0 AS SELECT
-              row, event_time AS event_time_raw, price AS price_raw, product_id AS product_id_raw,
-              category_id AS category_id_raw, user_id AS user_id_raw,
-              try_strptime(event_time, '%Y-%m-%d %H:%M:%S UTC') AS ts,
-              event_type, TRY_CAST(product_id AS BIGINT) AS product_id,
-              TRY_CAST(category_id AS BIGINT) AS category_id, category_code, brand,
-              TRY_CAST(price AS DOUBLE) AS price, TRY_CAST(user_id AS BIGINT) AS user_id, user_session
-            FROM read_parquet([{files}])""")
-        cur = "t0"
+    with work_dir(out_dir) as tmp:
+        _filter_encode(raw_files, params, out_dir, tmp, report)
+    return report.as_dict()
+
+
+@contextlib.contextmanager
+def work_dir(out_dir: Path):
+    """``out_dir/.tmp``, fresh (a killed run's leftovers removed first) and removed when done, failed or not."""
+    tmp = out_dir / ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _filter_encode(raw_files: list[Path], params: FilterEncodeParams, out_dir: Path, tmp: Path,
+                   report: Report) -> None:
+    staged = stage_csv(raw_files, tmp, report)
+    if not staged:
+        raise ValueError(f"no rows could be parsed from {[str(p) for p in raw_files]}")
+    con = duckdb.connect(str(tmp / "work.duckdb"))
+    try:
+        _rules(con, staged, params, out_dir, tmp, report)
+    finally:
+        con.close()  # also on an error: DuckDB keeps one database per path and process
+    for name in ("events.parquet", "vocab.parquet"):  # complete: into place
+        (tmp / name).replace(out_dir / name)
+
+
+def _rules(con, staged: list[Path], params: FilterEncodeParams, out_dir: Path, tmp: Path, report: Report) -> None:
+    con.execute(f"SET memory_limit='{params.memory_limit}'")
+    con.execute(f"SET temp_directory='{tmp / 'spill'}'")
+    con.execute("SET TimeZone='UTC'")
+    files = ", ".join(f"'{p}'" for p in staged)
+    formats = ", ".join(f"'{f}'" for f in TIME_FORMATS)
+    required = ["event_time", "product_id"] + (["user_id"] if params.session_key == "user_id" else [])
+    optional = [c for c in ("price", "category_id", "user_id") if c not in required]
+    con.execute(f"""
+        CREATE TABLE t0 AS SELECT
+          row, event_time AS event_time_raw, price AS price_raw, product_id AS product_id_raw,
+          category_id AS category_id_raw, user_id AS user_id_raw,
+          try_strptime(event_time, [{formats}]) AS ts,
+          event_type, TRY_CAST(product_id AS BIGINT) AS product_id,
+          TRY_CAST(category_id AS BIGINT) AS category_id, category_code, brand,
+          TRY_CAST(price AS DOUBLE) AS price, TRY_CAST(user_id AS BIGINT) AS user_id, user_session
+        FROM read_parquet([{files}])""")
+    for col in required + optional:  # a few examples of each field's bad values, with file and line
+        examples = con.execute(f"SELECT row, {col}_raw FROM t0 WHERE {_bad(col)} ORDER BY row LIMIT 3").fetchall()
+        if examples:
+            report.value_examples[col] = [{"file": f, "line": ln, "value": v[:100]}
+                                          for r, v in examples for f, ln in [report.where(r)]]
+    cur = "t0"
+    rows, sessions = _rows_and_sessions(con, cur)
+    report.result["sessions_read"] = sessions
+
+    n_tables = 0
+
+    def step(name: str, sql: str, by: dict | None = None) -> None:
+        """Replace the current table by ``sql`` over it and count the rows and sessions the rule dropped; ``by``:
+        the dropped rows by sub-rule (``name.KEY``), summing to the rule's count."""
+        nonlocal cur, rows, sessions, n_tables
+        n_tables += 1
+        new = f"s{n_tables}"
+        con.execute(f"CREATE TABLE {new} AS {sql.format(src=cur)}")
+        con.execute(f"DROP TABLE {cur}")
+        cur = new
+        n, s = _rows_and_sessions(con, cur)
+        # a rule applied more than once (iterative_filter) adds up its counts
+        for key, count in (by or {name: rows - n}).items():
+            report.dropped[key] = report.dropped.get(key, 0) + count
+        report.sessions_dropped[name] = report.sessions_dropped.get(name, 0) + sessions - s
+        if n == 0 and rows > 0:
+            raise ValueError(_lost_everything(name, report, by))
+        rows, sessions = n, s
+
+    # required fields: the row goes, counted under its first unparseable field
+    firsts = [f"{_bad(c)} AND NOT ({' OR '.join(_bad(p) for p in required[:i]) or 'false'})"
+              for i, c in enumerate(required)]
+    counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {f})" for f in firsts) +
+                         " FROM t0").fetchone()
+    blank = " AND ".join(f"{c} IS NULL" for c in ("event_time_raw", "event_type", "product_id_raw", "category_id_raw",
+                                                  "category_code", "brand", "price_raw", "user_id_raw",
+                                                  "user_session"))
+    by = {"blank_line": con.execute(f"SELECT count(*) FROM t0 WHERE {blank}").fetchone()[0],
+          **{f"unparseable_value.{c}": n for c, n in zip(required, counts)}}
+    # optional fields: the value goes, the click stays
+    made_missing = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {_bad(c)})" for c in optional) +
+                               " FROM t0").fetchone()
+    report.made_missing = dict(zip(optional, made_missing))
+    raw_cols = "event_time_raw, price_raw, product_id_raw, category_id_raw, user_id_raw"
+    kept = ", ".join(f"CASE WHEN {_bad(c)} THEN NULL ELSE {PARSED[c]} END AS {PARSED[c]}" for c in optional)
+    step("unparseable_value", f"""SELECT * EXCLUDE ({raw_cols}, {", ".join(PARSED[c] for c in optional)}),
+             {kept} FROM {{src}} WHERE NOT ({" OR ".join(_bad(c) for c in required)} OR ({blank}))""", by)
+    for col, n in {**by, **{f"made_missing.{c}": n for c, n in report.made_missing.items()}}.items():
+        if not n or col == "blank_line":
+            continue
+        field_ = col.split(".")[1]
+        ex = report.value_examples.get(field_, [])
+        log.warning("%s: %d row(s) whose %s is not %s, e.g. %s", "dropped" if col in by else "kept, value missing",
+                    n, field_, EXPECTED[field_], ", ".join(f"{e['file']} line {e['line']}: {e['value']!r}"
+                                                           for e in ex))
+    step("missing_required", "SELECT * FROM {src} WHERE ts IS NOT NULL AND event_type IS NOT NULL "
+                             f"AND product_id IS NOT NULL AND {params.session_key} IS NOT NULL")
+    if params.limit_to_view_event:
+        step("limit_to_view_event", "SELECT * FROM {src} WHERE event_type = 'view'")
+    for col in params.drop_listwise_nulls:
+        step(f"drop_listwise_nulls.{col}", f"SELECT * FROM {{src}} WHERE {col} IS NOT NULL")
+    if params.session_key == "user_id":  # GRU4Rec's sessions: a user's clicks, cut where the gap exceeds the limit
+        gap = params.session_gap_minutes * 60
+        con.execute(f"""CREATE TABLE by_user AS SELECT * EXCLUDE (user_session, cut),
+            CAST(user_id AS VARCHAR) || '-' || CAST(sum(cut) OVER (PARTITION BY user_id ORDER BY ts, row)
+                AS VARCHAR) AS user_session FROM (
+            SELECT *, CASE WHEN epoch(ts) - epoch(lag(ts) OVER (PARTITION BY user_id ORDER BY ts, row)) <= {gap}
+                THEN 0 ELSE 1 END AS cut FROM {cur})""")
+        con.execute(f"DROP TABLE {cur}")
+        cur = "by_user"
+        before = sessions
         rows, sessions = _rows_and_sessions(con, cur)
-        report.result["sessions_read"] = sessions
-
-        n_tables = 0
-
-        def step(name: str, sql: str) -> None:
-            """Replace the current table by ``sql`` over it and count the rows and sessions the rule dropped."""
-            nonlocal cur, rows, sessions, n_tables
-            n_tables += 1
-            new = f"s{n_tables}"
-            con.execute(f"CREATE TABLE {new} AS {sql.format(src=cur)}")
-            con.execute(f"DROP TABLE {cur}")
-            cur = new
-            n, s = _rows_and_sessions(con, cur)
-            # a rule applied more than once (iterative_filter) adds up its counts
-            report.dropped[name] = report.dropped.get(name, 0) + rows - n
-            report.sessions_dropped[name] = report.sessions_dropped.get(name, 0) + sessions - s
-            rows, sessions = n, s
-
-        raw_cols = "event_time_raw, price_raw, product_id_raw, category_id_raw, user_id_raw"
-        step("unparseable_value", f"""SELECT * EXCLUDE ({raw_cols}) FROM {{src}} WHERE NOT (
-                 (event_time_raw IS NOT NULL AND ts IS NULL)
-                 OR (product_id_raw IS NOT NULL AND product_id IS NULL)
-                 OR (category_id_raw IS NOT NULL AND category_id IS NULL)
-                 OR (price_raw IS NOT NULL AND (price IS NULL OR price < 0 OR isnan(price)))
-                 OR (user_id_raw IS NOT NULL AND user_id IS NULL))""")
-        step("missing_required", "SELECT * FROM {src} WHERE ts IS NOT NULL AND event_type IS NOT NULL "
-                                 f"AND product_id IS NOT NULL AND {params.session_key} IS NOT NULL")
-        if params.limit_to_view_event:
-            step("limit_to_view_event", "SELECT * FROM {src} WHERE event_type = 'view'")
-        for col in params.drop_listwise_nulls:
-            step(f"drop_listwise_nulls.{col}", f"SELECT * FROM {{src}} WHERE {col} IS NOT NULL")
-        if params.session_key == "user_id":  # GRU4Rec's sessions: a user's clicks, cut where the gap exceeds the limit
-            gap = params.session_gap_minutes * 60
-            con.execute(f"""CREATE TABLE by_user AS SELECT * EXCLUDE (user_session, cut),
-                CAST(user_id AS VARCHAR) || '-' || CAST(sum(cut) OVER (PARTITION BY user_id ORDER BY ts, row)
-                    AS VARCHAR) AS user_session FROM (
-                SELECT *, CASE WHEN epoch(ts) - epoch(lag(ts) OVER (PARTITION BY user_id ORDER BY ts, row)) <= {gap}
-                    THEN 0 ELSE 1 END AS cut FROM {cur})""")
-            con.execute(f"DROP TABLE {cur}")
-            cur = "by_user"
-            before = sessions
-            rows, sessions = _rows_and_sessions(con, cur)
-            report.result["sessions_from_user_id"] = {"kaggle_user_sessions": before, "sessions": sessions,
-                                                      "gap_minutes": params.session_gap_minutes}
-        if params.dedup_consecutive:
-            step("dedup_consecutive", """SELECT * EXCLUDE (prev) FROM (
-                SELECT *, lag(product_id) OVER (PARTITION BY user_session ORDER BY ts, row) AS prev FROM {src})
-                WHERE prev IS NULL OR prev <> product_id""")
-        item_support = f"""SELECT * FROM {{src}} WHERE product_id IN (
-            SELECT product_id FROM {{src}} GROUP BY product_id HAVING count(*) >= {params.min_item_support})"""
-        session_products = f"""SELECT * FROM {{src}} WHERE user_session IN (
-            SELECT user_session FROM {{src}} GROUP BY user_session
-            HAVING count(DISTINCT product_id) >= {params.min_products_per_session})"""
-        session_events = f"""SELECT * FROM {{src}} WHERE user_session IN (
-            SELECT user_session FROM {{src}} GROUP BY user_session HAVING count(*) >= {params.min_session_events})"""
-        if params.iterative_filter:  # GRU4Rec's: short sessions, then rare items, until neither drops a row
-            rounds = 0
-            while True:
-                rows0, rounds = rows, rounds + 1
-                step("min_session_events", session_events)
-                step("min_item_support", item_support)
-                if rows == rows0 or rows == 0:
-                    break
-            report.result["iterative_filter_rounds"] = rounds
-        elif params.min_item_support > 1:
-            step("min_item_support", item_support)
-        step("max_session_length", f"""SELECT * EXCLUDE (rk) FROM (
-            SELECT *, row_number() OVER (PARTITION BY user_session ORDER BY ts DESC, row DESC) AS rk FROM {{src}})
-            WHERE rk <= {params.max_session_length}""")
-        step("min_products_per_session", session_products)
-        if params.min_session_events > 1:
+        report.result["sessions_from_user_id"] = {"kaggle_user_sessions": before, "sessions": sessions,
+                                                  "gap_minutes": params.session_gap_minutes}
+    if params.dedup_consecutive:
+        step("dedup_consecutive", """SELECT * EXCLUDE (prev) FROM (
+            SELECT *, lag(product_id) OVER (PARTITION BY user_session ORDER BY ts, row) AS prev FROM {src})
+            WHERE prev IS NULL OR prev <> product_id""")
+    item_support = f"""SELECT * FROM {{src}} WHERE product_id IN (
+        SELECT product_id FROM {{src}} GROUP BY product_id HAVING count(*) >= {params.min_item_support})"""
+    session_products = f"""SELECT * FROM {{src}} WHERE user_session IN (
+        SELECT user_session FROM {{src}} GROUP BY user_session
+        HAVING count(DISTINCT product_id) >= {params.min_products_per_session})"""
+    session_events = f"""SELECT * FROM {{src}} WHERE user_session IN (
+        SELECT user_session FROM {{src}} GROUP BY user_session HAVING count(*) >= {params.min_session_events})"""
+    if params.iterative_filter:  # GRU4Rec's: short sessions, then rare items, until neither drops a row
+        rounds = 0
+        while True:
+            rows0, rounds = rows, rounds + 1
             step("min_session_events", session_events)
-        if rows == 0:
-            raise ValueError("every row was filtered out; see the counts: " + repr(report.dropped))
+            step("min_item_support", item_support)
+            if rows == rows0 or rows == 0:
+                break
+        report.result["iterative_filter_rounds"] = rounds
+    elif params.min_item_support > 1:
+        step("min_item_support", item_support)
+    step("max_session_length", f"""SELECT * EXCLUDE (rk) FROM (
+        SELECT *, row_number() OVER (PARTITION BY user_session ORDER BY ts DESC, row DESC) AS rk FROM {{src}})
+        WHERE rk <= {params.max_session_length}""")
+    step("min_products_per_session", session_products)
+    if params.min_session_events > 1:
+        step("min_session_events", session_events)
 
-        create_levels_and_vocab(con, cur)
-        con.execute("""CREATE TABLE sess AS SELECT user_session,
-            CAST(row_number() OVER (ORDER BY min(ts), user_session) - 1 AS INTEGER) AS session
-            FROM levels GROUP BY user_session""")
-        con.execute("""CREATE TABLE items AS SELECT product_id,
-            CAST(row_number() OVER (ORDER BY product_id) AS INTEGER) AS item FROM levels GROUP BY product_id""")
-        con.execute(f"""COPY (
-            SELECT s.session, l.user_session, CAST(epoch(l.ts) AS BIGINT) AS ts, l.row, i.item, l.product_id,
-                   l.category_id, {ENCODED_COLUMNS}, CAST(l.price AS FLOAT) AS price, l.user_id
-            FROM levels l JOIN sess s USING (user_session) JOIN items i USING (product_id)
-            {VOCAB_JOINS}
-            ORDER BY s.session, l.ts, l.row) TO '{out_dir / "events.parquet"}' (FORMAT parquet)""")
-        con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, code) TO '{out_dir / 'vocab.parquet'}' (FORMAT parquet)")
-        counts = con.execute("""SELECT count(*), count(DISTINCT user_session), count(DISTINCT product_id),
-            count(DISTINCT category_id), count(DISTINCT category_l), count(DISTINCT sub_category_l),
-            count(DISTINCT element_l), count(DISTINCT brand_l), count(*) FILTER (WHERE price IS NULL)
-            FROM levels""").fetchone()
-        con.close()
+    create_levels_and_vocab(con, cur)
+    con.execute("""CREATE TABLE sess AS SELECT user_session,
+        CAST(row_number() OVER (ORDER BY min(ts), user_session) - 1 AS INTEGER) AS session
+        FROM levels GROUP BY user_session""")
+    con.execute("""CREATE TABLE items AS SELECT product_id,
+        CAST(row_number() OVER (ORDER BY product_id) AS INTEGER) AS item FROM levels GROUP BY product_id""")
+    con.execute(f"""COPY (
+        SELECT s.session, l.user_session, CAST(epoch(l.ts) AS BIGINT) AS ts, l.row, i.item, l.product_id,
+               l.category_id, {ENCODED_COLUMNS}, CAST(l.price AS FLOAT) AS price, l.user_id
+        FROM levels l JOIN sess s USING (user_session) JOIN items i USING (product_id)
+        {VOCAB_JOINS}
+        ORDER BY s.session, l.ts, l.row) TO '{tmp / "events.parquet"}' (FORMAT parquet)""")
+    con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, code) TO '{tmp / 'vocab.parquet'}' (FORMAT parquet)")
+    counts = con.execute("""SELECT count(*), count(DISTINCT user_session), count(DISTINCT product_id),
+        count(DISTINCT category_id), count(DISTINCT category_l), count(DISTINCT sub_category_l),
+        count(DISTINCT element_l), count(DISTINCT brand_l), count(*) FILTER (WHERE price IS NULL)
+        FROM levels""").fetchone()
     keys = ("rows", "sessions", "items", "category_ids", "categories", "sub_categories", "elements", "brands",
             "rows_missing_price")
     report.result.update({"rows_kept": counts[0], **dict(zip(keys[1:], counts[1:]))})
-    report.result["seconds"] = round(time.time() - t0, 2)
-    return report.as_dict()
+
+
+def _lost_everything(rule: str, report: Report, by: dict | None) -> str:
+    """The error for a rule that removed the last rows: which rule, and what to look at."""
+    msg = f"filter_encode: rule {rule} removed every remaining row"
+    by = {k: n for k, n in (by or {}).items() if k.startswith("unparseable_value.")}
+    if by:
+        field_, n = max(by.items(), key=lambda kv: kv[1])
+        field_ = field_.split(".", 1)[1]
+        ex = report.value_examples.get(field_, [])
+        msg += (f" ({n} rows whose {field_} is not {EXPECTED[field_]}; e.g. " +
+                ", ".join(f"{e['file']} line {e['line']}: {e['value']!r}" for e in ex) + ")")
+    elif rule.startswith(("min_", "max_")) or rule.startswith("drop_listwise_nulls"):
+        msg += f" (filter_encode.{rule.split('.')[0]} in params.yaml; counts so far: {report.dropped})"
+    else:
+        msg += f" (counts so far: {report.dropped})"
+    return msg

@@ -10,21 +10,18 @@ information (no item map, or not in the CSVs) get ``unknown`` labels and a missi
 
 from __future__ import annotations
 
-import tempfile
-import time
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from sessionrec.prepare.filter_encode import ENCODED_COLUMNS, VOCAB_JOINS, Report, create_levels_and_vocab, stage_csv
+from sessionrec.prepare.filter_encode import (ENCODED_COLUMNS, VOCAB_JOINS, Report, create_levels_and_vocab, stage_csv,
+                                              work_dir)
 from sessionrec.sources.splits import read_item_categories, read_item_map, read_split
 
 
 def events_from_splits(split_dir: Path, side_csvs: list[Path], out_dir: Path, memory_limit: str) -> dict:
-    t0 = time.time()
-    out_dir.mkdir(parents=True, exist_ok=True)
     report = Report()
     parts, offset = [], 0
     for code, split in ((0, "train"), (2, "test")):
@@ -42,8 +39,7 @@ def events_from_splits(split_dir: Path, side_csvs: list[Path], out_dir: Path, me
     product = np.array([item_map.get(int(i), -1) for i in items]) if item_map else -np.ones(len(items), np.int64)
     report.result["items"] = int(len(items))
     report.result["items_without_product_id"] = int((product < 0).sum())
-    with tempfile.TemporaryDirectory(prefix="sessionrec-splits-") as tmp:
-        tmp = Path(tmp)
+    with work_dir(out_dir) as tmp:
         con = duckdb.connect(str(tmp / "work.duckdb"))
         con.execute(f"SET memory_limit='{memory_limit}'")
         con.register("ev", events)
@@ -76,13 +72,14 @@ def events_from_splits(split_dir: Path, side_csvs: list[Path], out_dir: Path, me
             SELECT l.session, l.user_session, l.ts, l.row, l.item, l.product_id, l.category_id, {ENCODED_COLUMNS},
                    CAST(l.price AS FLOAT) AS price, l.user_id, l.fixed_split
             FROM levels l {VOCAB_JOINS}
-            ORDER BY l.session, l.ts, l.row) TO '{out_dir / "events.parquet"}' (FORMAT parquet)""")
-        con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, code) TO '{out_dir / 'vocab.parquet'}' (FORMAT parquet)")
+            ORDER BY l.session, l.ts, l.row) TO '{tmp / "events.parquet"}' (FORMAT parquet)""")
+        con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, code) TO '{tmp / 'vocab.parquet'}' (FORMAT parquet)")
         report.result["rows_kept"], report.result["categories"], report.result["brands"] = con.execute(
             "SELECT count(*), count(DISTINCT category_l) FILTER (WHERE has_side), "
             "count(DISTINCT brand_l) FILTER (WHERE has_side AND brand IS NOT NULL) FROM levels").fetchone()
         con.close()
-    report.result.update(source="splits", split_dir=str(split_dir), filters="none (the reference's own)",
-                         seconds=round(time.time() - t0, 2))
+        for name in ("events.parquet", "vocab.parquet"):  # complete: into place
+            (tmp / name).replace(out_dir / name)
+    report.result.update(source="splits", split_dir=str(split_dir), filters="none (the reference's own)")
     return report.as_dict()
 

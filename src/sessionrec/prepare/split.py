@@ -178,7 +178,13 @@ def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple
                      "start": int(ev["ts"][m].min()) if m.any() else None,
                      "end": int(ev["ts"][m].max()) if m.any() else None}
         if n_sess == 0:
-            raise ValueError(f"split: the {s} split is empty after filtering; use more data or other fractions")
+            assigned = len(np.unique(ev["session"][split == i]))
+            raise ValueError(
+                f"split: the {s} split is empty: {assigned} session(s) assigned to it by split.method "
+                f"{method!r}" + (f", {report['val_test_rows_dropped_unseen_item'][s]} row(s) dropped as "
+                                        f"their product is not in train, {report['sessions_dropped_too_short'][s]} "
+                                        f"session(s) left under {MIN_SESSION_EVENTS} clicks" if s != "train" else "")
+                + "; use more data (data.*) or other split fractions (split.*)")
     # catalogue: the features of each training product at its last training event
     tr = np.flatnonzero(train)
     rev = tr[np.argsort(ev["ts"][tr], kind="stable")][::-1]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
+from sessionrec import atomic, paths
 from sessionrec.params import DataParams
 from sessionrec.sources import SOURCES, diginetica, rees46, splits, synthetic
 
@@ -54,8 +55,10 @@ def _local(params: DataParams, raw_dir: Path, months: list) -> tuple[list, list]
 
 
 def _kaggle(params: DataParams, raw_dir: Path, months: list) -> tuple[list, list]:
-    sources = rees46.download_kaggle(months, Path(tempfile.mkdtemp(prefix="rees46-")))
-    return _rees46_files(sources, months, raw_dir), []
+    downloads = raw_dir / ".kaggle"  # inside the stage's temporary folder: a kill leaks nothing
+    files = _rees46_files(rees46.download_kaggle(months, downloads), months, raw_dir)
+    shutil.rmtree(downloads)
+    return files, []
 
 
 def _splits(params: DataParams, raw_dir: Path, months: list) -> tuple[list, list]:
@@ -91,18 +94,18 @@ def fetch_raw(params: DataParams, raw_dir: Path) -> dict:
 
     ``rows`` counts data lines after the header, a truncated last line included (the parser reports those).
     """
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    for old in raw_dir.glob("*.csv"):
-        old.unlink()
-    if (raw_dir / "splits").exists():
-        shutil.rmtree(raw_dir / "splits")
     months = rees46.months_between(params.start_month, params.end_month)
-    files, split_files = FETCHERS[params.source](params, raw_dir, months)
-    manifest = {"source": params.source, "files": [],
-                "split_files": [{"file": f"splits/{p.name}", "origin": origin, "sha256": _sha256_rows(p)[1]}
-                                for p, origin in split_files]}
-    for month, origin, dst in files:
-        rows, sha = _sha256_rows(dst)
-        manifest["files"].append({"month": month, "file": dst.name, "origin": origin, "rows": rows, "sha256": sha})
-    (raw_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    params = dataclasses.replace(params, **{k: str(paths.user_path(getattr(params, k)))
+                                            for k in ("local_dir", "splits_dir") if getattr(params, k)})
+    with atomic.replacing(raw_dir) as tmp:  # the whole folder or nothing: a failure never leaves a partial file
+        tmp.mkdir()
+        files, split_files = FETCHERS[params.source](params, tmp, months)
+        manifest = {"source": params.source, "files": [],
+                    "split_files": [{"file": f"splits/{p.name}", "origin": origin, "sha256": _sha256_rows(p)[1]}
+                                    for p, origin in split_files]}
+        for month, origin, dst in files:
+            rows, sha = _sha256_rows(dst)
+            manifest["files"].append({"month": month, "file": dst.name, "origin": origin, "rows": rows,
+                                      "sha256": sha})
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest

@@ -5,9 +5,11 @@ Upstream files are named ``2019-Oct.csv`` ... ``2020-Apr.csv`` (Kaggle ships the
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import zipfile
+import zlib
 from pathlib import Path
 
 COLUMNS = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
@@ -60,7 +62,8 @@ def open_text(path: Path):
     if name.endswith(".gz"):
         return gzip.open(path, "rb")
     if name.endswith(".zip"):
-        zf = zipfile.ZipFile(path)
+        with readable(path):
+            zf = zipfile.ZipFile(path)
         members = [n for n in zf.namelist() if n.endswith(".csv")]
         if len(members) != 1:
             raise SourceError(f"{path}: expected exactly one .csv inside the zip, found {members}")
@@ -68,17 +71,35 @@ def open_text(path: Path):
     return open(path, "rb")
 
 
+@contextlib.contextmanager
+def readable(path: Path):
+    """Turn a broken compressed file's exception into one line naming the file and what to do."""
+    try:
+        yield
+    except gzip.BadGzipFile as e:
+        raise SourceError(f"{path}: not a gzip file ({e}); a plain CSV must be named .csv") from None
+    except zipfile.BadZipFile as e:
+        raise SourceError(f"{path}: not a valid zip file ({e}); download it again") from None
+    except (EOFError, zlib.error) as e:
+        raise SourceError(f"{path}: the compressed data is corrupt or truncated ({e or type(e).__name__}); "
+                          f"download it again") from None
+
+
 def copy_as_csv(src: Path, dst: Path) -> None:
     """Stream ``src`` (csv / gz / zip) into the plain CSV ``dst``."""
-    with open_text(src) as fin, open(dst, "wb") as fout:
+    with readable(src), open_text(src) as fin, open(dst, "wb") as fout:
         while chunk := fin.read(1 << 22):
-            fout.write(chunk)
+            try:
+                fout.write(chunk)
+            except OSError as e:  # a full disk: say which file
+                raise OSError(e.errno, e.strerror, str(dst)) from None
 
 
 def check_header(path: Path) -> None:
-    """Fail with a clear message when the first line is not the upstream header."""
-    with open_text(path) as f:
-        first = io.TextIOWrapper(f, encoding="utf-8", errors="replace").readline().strip()
+    """Fail with a clear message when the first line is not the upstream header. A UTF-8 byte-order mark (a CSV saved
+    by Excel), CRLF line ends and quoted names are accepted."""
+    with readable(path), open_text(path) as f:
+        first = io.TextIOWrapper(f, encoding="utf-8", errors="replace").readline().lstrip("\ufeff").strip()
     cols = [c.strip().strip('"') for c in first.split(",")]
     if cols == list(COLUMNS):
         return

@@ -1,20 +1,61 @@
 """Checkpoints: the resumable training state of one run (``Checkpoint``), and the saved model that evaluate, the
 benchmark and serving load (``save_checkpoint`` / ``load_model``). Plain tensors and Python values only, read with
-``torch.load(weights_only=True)``: nothing is unpickled."""
+``torch.load(weights_only=True)``: nothing is unpickled.
+
+Every file is ``{"format": FORMAT, "sha256": ..., "payload": uint8 tensor}``, the payload being the content as
+``torch.save`` writes it: a truncated, altered or foreign file is refused with a message naming it
+(``CheckpointError``), never decoded into other weights. Files are written whole or not at all (``atomic``)."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from sessionrec import atomic
 from sessionrec.models import build_model
 
 log = logging.getLogger(__name__)
+FORMAT = "sessionrec-checkpoint/2"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be trusted: unreadable, of another format, or failing its checksum."""
+
+
+def save_verified(path: Path, obj: dict) -> None:
+    """``obj`` (tensors and plain values) at ``path`` with its format and checksum, whole or not at all."""
+    inner = io.BytesIO()
+    torch.save(obj, inner)
+    payload = inner.getvalue()
+    outer = io.BytesIO()
+    torch.save({"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(),
+                "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}, outer)
+    with atomic.replacing(path) as tmp:  # written from memory: a full disk is a plain OSError naming the file
+        tmp.write_bytes(outer.getvalue())
+
+
+def load_verified(path: Path, map_location="cpu") -> dict:
+    """What ``save_verified`` wrote at ``path``, after checking its format and checksum."""
+    redo = "rerun the stage that writes it (e.g. `dvc repro --force train`)"
+    try:
+        outer = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (torch raises many kinds for a damaged zip)
+        raise CheckpointError(f"{path}: unreadable as a checkpoint ({str(e).splitlines()[0][:160]}); the file is "
+                              f"damaged or not sessionrec's: {redo}") from None
+    found = outer.get("format") if isinstance(outer, dict) else type(outer).__name__
+    if found != FORMAT:
+        raise CheckpointError(f"{path}: not a {FORMAT} file (format: {found!r}); written by another program or an "
+                              f"older sessionrec: {redo}")
+    payload = outer["payload"].numpy().tobytes()
+    if hashlib.sha256(payload).hexdigest() != outer["sha256"]:
+        raise CheckpointError(f"{path}: checksum mismatch, the file was altered or damaged: {redo}")
+    return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
 
 
 def rng_state() -> dict:
@@ -53,9 +94,9 @@ class Checkpoint:
         if not self.path.exists():
             return None
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as e:  # a truncated or foreign file: never resume from it
-            log.warning("checkpoint %s unreadable (%s): training from scratch", self.path, e)
+            state = load_verified(self.path)
+        except CheckpointError as e:  # a truncated, altered or foreign file: never resume from it
+            log.warning("%s: training from scratch", e)
             return None
         if state.get("fingerprint") != self.fingerprint:
             log.info("checkpoint %s is for other params or data: training from scratch", self.path)
@@ -66,23 +107,19 @@ class Checkpoint:
         return state
 
     def save(self, state: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save({"fingerprint": self.fingerprint, **state}, tmp)
-        os.replace(tmp, self.path)  # a kill during the write leaves the previous checkpoint intact
+        save_verified(self.path, {"fingerprint": self.fingerprint, **state})  # a kill keeps the previous one
 
 
 def save_checkpoint(path, config: dict, state_dict: dict, extra: dict | None = None) -> None:
     """Plain tensors and Python values only, so ``torch.load(weights_only=True)`` can read it back."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": config, "state_dict": state_dict, **(extra or {})}, path)
+    save_verified(path, {"config": config, "state_dict": state_dict, **(extra or {})})
 
 
 def load_model(path, device=None):
     """Model and checkpoint dict from ``path``; the one loader used by evaluate and serving."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found (run the train stage)")
-    ckpt = torch.load(path, map_location=device or "cpu", weights_only=True)
+    ckpt = load_verified(path, device or "cpu")
     model = build_model(ckpt["config"])
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
