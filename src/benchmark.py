@@ -14,8 +14,9 @@ import sys
 import time
 
 import torch
+import yaml
 
-from sessionrec import paths
+from sessionrec import paths, provenance
 from sessionrec.cli import run, write_json
 from sessionrec.graphs.store import GraphStore
 from sessionrec.models import COMPOSITE, KINDS, build_model
@@ -38,6 +39,17 @@ def load_run(name: str, seed: int) -> Trained:
                    **{k: ckpt[k] for k in RUN_FIELDS})
 
 
+def check_hybrid_deps(nets) -> None:
+    """The hybrid's DVC stage must depend on exactly the runs it reads (``models/benchmark/NET-SEED.pt`` for
+    ``model.hybrid_nets``); ``benchmarks/dvc.yaml`` lists them by name."""
+    stage = yaml.safe_load(paths.BENCHMARK_PIPELINE.read_text())["stages"]["benchmark_hybrid"]["do"]
+    listed = {d for d in stage["deps"] if d.startswith(f"{paths.BENCHMARK_MODELS}/")}
+    wanted = {f"{paths.BENCHMARK_MODELS}/{net}-${{item}}.pt" for net in nets}
+    if listed != wanted:
+        raise ParamsError(f"model.hybrid_nets {list(nets)}: benchmarks/dvc.yaml's benchmark_hybrid stage depends on "
+                          f"{sorted(listed)}; make its deps {sorted(wanted)}")
+
+
 def main() -> None:
     if len(sys.argv) != 3 or not sys.argv[2].isdigit():
         raise ValueError("usage: python src/benchmark.py MODEL SEED")
@@ -49,6 +61,7 @@ def main() -> None:
     threads = set_threads(params.model.num_threads)
     given = {}
     if KINDS[name] == COMPOSITE:
+        check_hybrid_deps(params.model.hybrid_nets)
         given = {net: load_run(net, seed) for net in params.model.hybrid_nets}
         for net, t in given.items():
             if t.config != model_config(with_model(params, name=net)):
@@ -74,7 +87,8 @@ def main() -> None:
            "train_seconds": round(t.seconds, 3),
            "train_examples_per_second": round(t.examples_seen / t.seconds, 1) if t.examples_seen else None,
            "inference_ms_per_session": round(1000 * infer / max(metrics["examples"], 1), 4),
-           "threads": threads, "device": str(device), "torch": torch.__version__}
+           "threads": threads, "device": str(device), "torch": torch.__version__,
+           "inputs": provenance.inputs(params)}  # benchmark_report aggregates only cells of the same inputs
     write_json(paths.benchmark_run(name, seed, "json"), out)
     logging.info("benchmark %s seed %d: test R@20 %.4f, MRR@20 %.4f; fit %.1fs, %.3f ms/session", name, seed,
                  metrics["R@20"], metrics["MRR@20"], t.seconds, out["inference_ms_per_session"])

@@ -9,11 +9,23 @@ import json
 import logging
 from pathlib import Path
 
-from sessionrec import paths
+from sessionrec import paths, provenance
 from sessionrec.report import aggregate, markdown_table, plot_benchmark, write_csv
 from sessionrec.cli import run, write_json
 from sessionrec.models import COMPOSITE, names
 from sessionrec.params import load_params
+
+
+def check_inputs(path: Path, got: dict | None, want: dict) -> None:
+    """A cell made from other data or params than the working folder's is refused, by name: never mixed in."""
+    if got is None:
+        raise ValueError(f"{path}: records no inputs (made by an older sessionrec); rerun it: "
+                         f"`dvc repro --force benchmarks/dvc.yaml`")
+    differ = [k for k in want if got.get(k) != want[k]]
+    if differ:
+        raise ValueError(f"{path}: made from other {' and '.join(differ)} than the working folder's "
+                         f"({', '.join(f'{k} {got.get(k)} != {want[k]}' for k in differ)}); rerun it: "
+                         f"`dvc repro benchmarks/dvc.yaml`")
 
 
 def main() -> None:
@@ -27,12 +39,15 @@ def main() -> None:
     params = load_params(paths.PARAMS)
     bp = params.benchmark
     runs = []
+    want = provenance.inputs(params)
     for model in [*bp.models, *names(COMPOSITE)]:
         for seed in bp.seeds:
             path = paths.benchmark_run(model, seed, "json")
             if not path.exists():
-                raise FileNotFoundError(f"{path}: missing (run `dvc repro benchmark`)")
-            runs.append(json.loads(path.read_text()))
+                raise FileNotFoundError(f"{path}: missing (run `dvc repro benchmarks/dvc.yaml`)")
+            cell = json.loads(path.read_text())
+            check_inputs(path, cell.get("inputs"), want)
+            runs.append(cell)
     summary = aggregate(runs, params.evaluate.top_k)
     summary["_setup"] = {"data": params.data.source, "splits_dir": params.data.splits_dir,
                          "seeds": list(bp.seeds), "refit": bp.refit,

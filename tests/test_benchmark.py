@@ -5,8 +5,9 @@ import json
 import sys
 
 import pytest
+import yaml
 
-from conftest import TINY, project_copy, sh
+from conftest import ROOT, TINY, project_copy, sh
 
 
 @pytest.mark.slow
@@ -14,6 +15,12 @@ def test_benchmark_runs_every_cell_and_the_hybrid_reuses_the_networks_runs(tmp_p
     overrides = {**TINY, "model": {**TINY["model"], "hybrid_nets": ["gru4rec"]},
                  "benchmark": {"models": ["pop", "stan", "gru4rec"], "seeds": [1, 2]}}
     proj, env = project_copy(tmp_path, overrides, benchmarks=True)
+    r = sh(proj, env, "dvc", "repro", "benchmarks/dvc.yaml", check=False)
+    assert r.returncode != 0 and "make its deps ['models/benchmark/gru4rec-${item}.pt']" in r.stdout + r.stderr
+    pipeline = proj / "benchmarks/dvc.yaml"  # the hybrid's stage lists the runs it reads: here, gru4rec's only
+    pipeline.write_text("".join(line for line in pipeline.read_text().splitlines(keepends=True)
+                                if not ("models/benchmark/" in line and "gru4rec" not in line)))
+    sh(proj, env, "git", "commit", "-qam", "the hybrid of gru4rec")
     r = sh(proj, env, "dvc", "repro", "benchmarks/dvc.yaml")
     assert "training its network" not in r.stdout + r.stderr  # the hybrid trained nothing itself
 
@@ -36,6 +43,14 @@ def test_benchmark_runs_every_cell_and_the_hybrid_reuses_the_networks_runs(tmp_p
     r = sh(proj, env, sys.executable, "src/benchmark.py", "hybrid", "7", check=False)
     assert r.returncode == 2 and "models/benchmark/gru4rec-7.pt" in r.stderr and "Traceback" not in r.stderr
 
+    # a cell of other data (here: made to look so) is refused by name, never mixed into the table
+    cell = proj / "metrics/benchmark/stan-2.json"
+    other = json.loads(cell.read_text())
+    other["inputs"]["data"] = "0" * 16
+    cell.write_text(json.dumps(other))
+    r = sh(proj, env, sys.executable, "src/benchmark_report.py", check=False)
+    assert r.returncode == 2 and "metrics/benchmark/stan-2.json: made from other data" in r.stderr
+
 
 @pytest.mark.slow
 def test_train_stage_trains_the_hybrids_networks_then_chooses_its_weights(tmp_path):
@@ -50,3 +65,8 @@ def test_train_stage_trains_the_hybrids_networks_then_chooses_its_weights(tmp_pa
     assert set(val["best_epoch"]) == {"gru4rec", "srgnn"} and all(1 <= e <= 2 for e in val["best_epoch"].values())
     test = json.loads((proj / "metrics/test.json").read_text())
     assert 0 <= test["MRR@20"] <= test["R@20"] <= 1 and test["examples"] > 0
+
+def test_the_benchmark_hybrid_stage_depends_on_exactly_the_default_networks_runs():
+    nets = yaml.safe_load((ROOT / "params.yaml").read_text())["model"]["hybrid_nets"]
+    stage = yaml.safe_load((ROOT / "benchmarks/dvc.yaml").read_text())["stages"]["benchmark_hybrid"]["do"]
+    assert {d for d in stage["deps"] if d.startswith("models/")} == {f"models/benchmark/{n}-${{item}}.pt" for n in nets}

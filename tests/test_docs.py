@@ -32,3 +32,4 @@ def test_ci_runs_the_readmes_test_command_and_every_image_readme_shows_exists():
     assert ci in readme, f".ci/run runs {ci!r}, which README's quickstart does not give"
     for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme):
         assert (ROOT / image).is_file(), image
+

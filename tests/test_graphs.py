@@ -5,8 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessionrec.graphs.build import build_examples, session_graph
-from sessionrec.graphs.store import GraphStore, pack, unpack, write_store
+from sessionrec.graphs.build import build_blocks, build_examples, session_graph
+from sessionrec.graphs.store import GraphStore, pack, unpack, write_blocks, write_store
 
 sequences = st.lists(st.integers(1, 6), min_size=1, max_size=30)  # small alphabet: many repeats
 
@@ -112,3 +112,33 @@ def test_the_same_examples_give_byte_identical_stores(tmp_path):
     for name in ("a", "b"):
         write_store(tmp_path / f"{name}.lmdb", build_examples(session, feats, "all_prefixes"), 97)
     assert (tmp_path / "a.lmdb").read_bytes() == (tmp_path / "b.lmdb").read_bytes()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 6), min_size=1, max_size=10), min_size=1, max_size=30),
+       st.integers(1, 40), st.integers(1, 9), st.sampled_from(["all_prefixes", "last"]))
+def test_vectorised_blocks_equal_per_session_graphs_at_any_block_size(tmp_path_factory, sessions, rows, shard, targets):
+    """``build_blocks`` builds whole chunks of sessions at once; each example must be the graph of its own prefix
+    (``session_graph``, one sequence at a time), and the store the same bytes whatever the chunking."""
+    d = tmp_path_factory.mktemp("blocks")
+    session = np.repeat(np.arange(len(sessions)) * 2, [len(s) for s in sessions])
+    items = np.concatenate(sessions)
+    feats = {f: items * (i + 1) for i, f in enumerate(("item", "category", "sub_category", "element", "brand"))}
+    feats["price"] = items.astype(np.float32) / 10
+    feats["ts"] = np.arange(len(items)) * 10
+    lengths = [n for s in sessions for n in (([len(s) - 1] if targets == "last" else range(len(s) - 1, 0, -1))
+                                             if len(s) > 1 else [])]
+    starts = [a for a, s in zip(np.cumsum([0] + [len(s) for s in sessions]), sessions)
+              for _ in (([1] if targets == "last" else range(len(s) - 1)) if len(s) > 1 else [])]
+    examples = list(build_examples(session, feats, targets))
+    assert len(examples) == len(lengths)
+    for e, a, n in zip(examples, starts, lengths):
+        g = session_graph(items[a:a + n])
+        assert e["alias"].tolist() == g.alias.tolist() and e["src"].tolist() == g.src.tolist()
+        assert e["dst"].tolist() == g.dst.tolist() and e["w_in"].tolist() == g.w_in.tolist()
+        assert e["item"].tolist() == items[a + g.nodes].tolist() and e["target"] == items[a + n]
+        assert e["time"] == (a + n - 1) * 10
+    write_blocks(d / "small.lmdb", build_blocks(session, feats, targets, rows_per_block=rows), shard)
+    write_blocks(d / "large.lmdb", build_blocks(session, feats, targets), shard)
+    write_store(d / "examples.lmdb", iter(examples), shard)
+    assert (d / "small.lmdb").read_bytes() == (d / "large.lmdb").read_bytes() == (d / "examples.lmdb").read_bytes()

@@ -27,6 +27,7 @@ BENCHMARK = METRICS / "benchmark.json"
 BENCHMARK_MODELS = Path("models/benchmark")
 HYBRID_RUNS = METRICS / "benchmark-hybrid"  # the hybrid's cells read BENCHMARK_MODELS, so they write elsewhere
 HYBRID_MODELS = Path("models/benchmark-hybrid")
+BENCHMARK_PIPELINE = Path("benchmarks/dvc.yaml")
 TRAINING_PNG = PLOTS / "training.png"
 
 

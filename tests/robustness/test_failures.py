@@ -14,7 +14,6 @@ import torch
 import yaml
 
 from conftest import TINY, project_copy, rees46_row, sh, write_csv
-from sessionrec import paths
 from sessionrec.graphs.store import GraphStore, StoreError, write_store
 from sessionrec.training.checkpoint import CheckpointError, load_model, save_checkpoint
 
@@ -140,20 +139,3 @@ def test_a_tampered_truncated_or_foreign_checkpoint_is_refused_by_name(tmp_path)
         (tmp_path / name).write_bytes(content)
         with pytest.raises(CheckpointError, match=f"{tmp_path / name}: .*{message}"):
             load_model(tmp_path / name)
-
-
-def test_relative_local_dir_resolves_from_the_project_in_a_queued_run(tmp_path, monkeypatch):
-    """``dvc exp run --queue`` / ``--temp`` run in a copy under ``.dvc/tmp/exps/``: README's relative
-    ``data.local_dir`` must still name the project's neighbour folder."""
-    project = tmp_path / "work" / "proj"
-    (tmp_path / "work" / "shared" / "data").mkdir(parents=True)
-    copy = project / ".dvc" / "tmp" / "exps" / "tmpab12cd"
-    copy.mkdir(parents=True)
-    monkeypatch.chdir(copy)
-    assert paths.user_path("../shared/data") == project / "../shared/data"
-    assert paths.user_path("../shared/data").resolve() == (tmp_path / "work" / "shared" / "data").resolve()
-    assert paths.user_path("/abs/dir") == paths.Path("/abs/dir")
-    (copy / "inside").mkdir()
-    assert paths.user_path("inside") == paths.Path("inside")  # what the copy has is read from the copy
-    monkeypatch.chdir(project)
-    assert paths.user_path("../shared/data") == paths.Path("../shared/data")

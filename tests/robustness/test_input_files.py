@@ -4,7 +4,6 @@ what it means or refused in one line naming the file, line and field; every inpu
 import gzip
 import json
 import sys
-import zipfile
 
 import pandas as pd
 import pytest

@@ -27,15 +27,16 @@ from tqdm import tqdm
 
 from sessionrec import atomic
 from sessionrec.graphs.batch import Batch, ranges
-from sessionrec.graphs.build import NODE_INT_FEATURES, build_examples
+from sessionrec.graphs.build import NODE_INT_FEATURES, block_len, build_blocks, concat_blocks, slice_block
 
 FORMAT = "sessionrec-graphs/2"
 NODE_ARRAYS = (*NODE_INT_FEATURES, "price")
+EDGE_ARRAYS = ("src", "dst", "w_in", "w_out")
+SHARD_ORDER = ("node_ptr", "seq_ptr", "edge_ptr", *NODE_ARRAYS, "alias", *EDGE_ARRAYS, "target", "session", "time")
 
 
 class StoreError(ValueError):
     """A graph store that cannot be trusted: unreadable, of another format, or failing a checksum."""
-EDGE_ARRAYS = ("src", "dst", "w_in", "w_out")
 
 
 def pack(arrays: dict) -> bytes:
@@ -62,6 +63,7 @@ def unpack(buf) -> dict:
 
 
 def _shard_arrays(examples: list[dict]) -> dict:
+    """A shard of per-example dicts (``build.build_examples``)."""
     def cat(key):
         dtype = np.float32 if key in ("price", "w_in", "w_out") else np.int32
         return np.concatenate([e[key] for e in examples]).astype(dtype, copy=False)
@@ -73,8 +75,42 @@ def _shard_arrays(examples: list[dict]) -> dict:
             "time": np.array([e["time"] for e in examples], np.int64)}
 
 
+def shards_of(blocks, shard_size: int):
+    """Blocks of any sizes (``build.graph_block``) re-cut into shards of exactly ``shard_size`` examples (the last
+    one smaller), with the store's arrays in its order."""
+    pending, n = [], 0
+    for block in blocks:
+        i, m = 0, block_len(block)
+        while i < m:
+            take = min(shard_size - n, m - i)
+            pending.append(slice_block(block, i, i + take))
+            n, i = n + take, i + take
+            if n == shard_size:
+                shard = concat_blocks(pending)
+                yield {k: shard[k] for k in SHARD_ORDER}
+                pending, n = [], 0
+    if n:
+        shard = concat_blocks(pending)
+        yield {k: shard[k] for k in SHARD_ORDER}
+
+
 def write_store(path: Path, examples, shard_size: int, meta: dict | None = None) -> int:
     """Write an iterable of example dicts (see ``build.build_examples``) to ``path``; return the example count."""
+    def blocks():
+        buf = []
+        for ex in examples:
+            buf.append(ex)
+            if len(buf) == shard_size:
+                yield _shard_arrays(buf)
+                buf = []
+        if buf:
+            yield _shard_arrays(buf)
+    return write_blocks(path, blocks(), shard_size, meta)
+
+
+def write_blocks(path: Path, blocks, shard_size: int, meta: dict | None = None) -> int:
+    """Write blocks of examples (``build.graph_block``) to ``path`` as shards of ``shard_size`` examples; return the
+    example count."""
     path = Path(path)
     Path(f"{path}-lock").unlink(missing_ok=True)
     with atomic.replacing(path) as tmp:
@@ -82,22 +118,13 @@ def write_store(path: Path, examples, shard_size: int, meta: dict | None = None)
         try:
             # meminit: zeroed page slack, so the same examples always give the same bytes (and the same DVC hash)
             env = lmdb.open(str(tmp), subdir=False, map_size=1 << 40, meminit=True, map_async=True)
-            sizes, crcs, buf = [], [], []
-
-            def flush():
-                value = pack(_shard_arrays(buf))
+            sizes, crcs = [], []
+            for shard in shards_of(blocks, shard_size):
+                value = pack(shard)
                 with env.begin(write=True) as txn:
                     txn.put(f"shard-{len(sizes):06d}".encode(), value)
-                sizes.append(len(buf))
+                sizes.append(len(shard["target"]))
                 crcs.append(zlib.crc32(value))
-                buf.clear()
-
-            for ex in examples:
-                buf.append(ex)
-                if len(buf) == shard_size:
-                    flush()
-            if buf:
-                flush()
             head = json.dumps({"format": FORMAT, "n_examples": sum(sizes), "shard_sizes": sizes, "shard_crc32": crcs,
                                **(meta or {})}).encode()
             with env.begin(write=True) as txn:
@@ -270,6 +297,6 @@ def write_split_graphs(parquet: Path, out: Path, targets: str, shard_size: int) 
     cols = {c: table.column(c).to_numpy() for c in table.column_names}
     n_sessions = len(np.unique(cols["session"]))
     with tqdm(total=n_sessions, desc=f"graphs {parquet.stem}", unit=" sessions", leave=False) as bar:
-        n = write_store(out, build_examples(cols["session"], cols, targets, progress=bar), shard_size,
-                        meta={"targets": targets})
+        n = write_blocks(out, build_blocks(cols["session"], cols, targets, progress=bar), shard_size,
+                         meta={"targets": targets})
     return {"sessions": n_sessions, "examples": n}

@@ -1,0 +1,112 @@
+"""filter_encode now against an earlier commit's, side by side in one run, on the same CSV: wall time and peak memory,
+with a bare DuckDB scan of the file as the parse floor.
+
+    python benchmarks/speed/filter_encode.py --baseline aa13e2a [--rows 1000000] [--repeats 3] [--output F.json]
+
+The input is the real October head (``../shared/data``) repeated to ``--rows`` rows, each copy with its own session
+ids (the synthetic generator's month when the head is absent). The baseline's ``src/`` comes from ``git archive``;
+each run is a fresh process (``python -c``, the library imported before the clock starts), the two versions
+alternating, and the median is reported. Not a test: run it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAD = ROOT.parent / "shared" / "data" / "rees46-2019-oct-head" / "2019-Oct.csv"
+
+RUN = """
+import json, resource, sys, time
+from pathlib import Path
+from sessionrec.params import FilterEncodeParams
+from sessionrec.prepare.filter_encode import filter_encode
+t0 = time.perf_counter()
+report = filter_encode([Path(sys.argv[1])], FilterEncodeParams(), Path(sys.argv[2]))
+print(json.dumps({"seconds": time.perf_counter() - t0, "rows_kept": report["rows_kept"],
+                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+SCAN = """
+import resource, sys, time, duckdb
+t0 = time.perf_counter()
+n = duckdb.sql(f"SELECT count(*) FROM read_csv('{sys.argv[1]}', all_varchar=true)").fetchall()[0][0]
+print('{"seconds": %f, "rows_kept": %d, "peak_mib": %f}' % (time.perf_counter() - t0, n,
+      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+"""
+
+
+def make_input(path: Path, rows: int) -> None:
+    if HEAD.exists():
+        header, *body = HEAD.read_text().splitlines()
+        body = [ln for ln in body if ln.count(",") == 8]  # the head's truncated last line is not repeated
+    else:
+        from sessionrec.sources import synthetic
+
+        cat = synthetic.make_catalogue(3000, 30, 100, 0)
+        synthetic.write_month(synthetic.generate_month(cat, "2019-10", 30000, 1), path)
+        header, *body = path.read_text().splitlines()
+    with open(path, "w") as f:
+        f.write(header + "\n")
+        written, copy = 0, 0
+        while written < rows:
+            part = body[: rows - written]
+            f.write("\n".join(f"{ln}-{copy}" for ln in part) + "\n")  # user_session (last field): a copy's own
+            written += len(part)
+            copy += 1
+
+
+def run(code: str, src: Path | None, csv: Path, out: Path) -> dict:
+    env = {**os.environ, **({"PYTHONPATH": str(src)} if src else {})}  # the baseline's src/ before the install's
+    r = subprocess.run([sys.executable, "-c", code, str(csv), str(out)], capture_output=True, text=True, env=env,
+                       check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", required=True, help="a git revision whose src/ is the baseline")
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--output", type=Path)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="fe-bench-") as tmp:
+        tmp = Path(tmp)
+        base = tmp / "baseline"
+        base.mkdir()
+        archive = subprocess.run(["git", "archive", args.baseline, "src"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+        csv = tmp / "2019-Oct.csv"
+        make_input(csv, args.rows)
+        runs = {"now": [], "baseline": [], "duckdb_scan": []}
+        for i in range(args.repeats):
+            runs["duckdb_scan"].append(run(SCAN, None, csv, tmp / "scan"))
+            runs["now"].append(run(RUN, None, csv, tmp / f"now-{i}"))
+            runs["baseline"].append(run(RUN, base / "src", csv, tmp / f"base-{i}"))
+    med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
+    peak = {k: round(max(r["peak_mib"] for r in v), 1) for k, v in runs.items()}
+    kept = {k: v[0]["rows_kept"] for k, v in runs.items()}
+    out = {"rows": args.rows, "baseline": args.baseline, "repeats": args.repeats,
+           "seconds_median": {k: round(v, 3) for k, v in med.items()},
+           "peak_mib": peak, "rows_kept": kept, "now_over_baseline": round(med["now"] / med["baseline"], 3),
+           "now_over_scan": round(med["now"] / med["duckdb_scan"], 2)}
+    print(f"| rows | DuckDB scan s | baseline ({args.baseline}) s, peak MiB | now s, peak MiB | now / baseline | "
+          "now / scan |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {args.rows:,} | {med['duckdb_scan']:.2f} | {med['baseline']:.2f}, {peak['baseline']} | "
+          f"{med['now']:.2f}, {peak['now']} | {out['now_over_baseline']:.3f} | {out['now_over_scan']:.1f} |")
+    if args.output:
+        args.output.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"filter_encode: {args.rows:,} rows, now {med['now']:.2f} s against {med['baseline']:.2f} s at "
+          f"{args.baseline} ({out['now_over_baseline']:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
