@@ -238,11 +238,6 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, out_dir: Path, t
           TRY_CAST(category_id AS BIGINT) AS category_id, category_code, brand,
           TRY_CAST(price AS DOUBLE) AS price, TRY_CAST(user_id AS BIGINT) AS user_id, user_session
         FROM read_parquet([{files}])""")
-    for col in required + optional:  # a few examples of each field's bad values, with file and line
-        examples = con.execute(f"SELECT row, {col}_raw FROM t0 WHERE {_bad(col)} ORDER BY row LIMIT 3").fetchall()
-        if examples:
-            report.value_examples[col] = [{"file": f, "line": ln, "value": v[:100]}
-                                          for r, v in examples for f, ln in [report.where(r)]]
     cur = "t0"
     rows, sessions = _rows_and_sessions(con, cur)
     report.result["sessions_read"] = sessions
@@ -267,20 +262,22 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, out_dir: Path, t
             raise ValueError(_lost_everything(name, report, by))
         rows, sessions = n, s
 
-    # required fields: the row goes, counted under its first unparseable field
+    # one pass counts them all: required fields (the row goes, counted under its first unparseable field), optional
+    # fields (the value goes, the click stays) and blank lines
     firsts = [f"{_bad(c)} AND NOT ({' OR '.join(_bad(p) for p in required[:i]) or 'false'})"
               for i, c in enumerate(required)]
-    counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {f})" for f in firsts) +
-                         " FROM t0").fetchone()
     blank = " AND ".join(f"{c} IS NULL" for c in ("event_time_raw", "event_type", "product_id_raw", "category_id_raw",
                                                   "category_code", "brand", "price_raw", "user_id_raw",
                                                   "user_session"))
-    by = {"blank_line": con.execute(f"SELECT count(*) FROM t0 WHERE {blank}").fetchone()[0],
-          **{f"unparseable_value.{c}": n for c, n in zip(required, counts)}}
-    # optional fields: the value goes, the click stays
-    made_missing = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {_bad(c)})" for c in optional) +
-                               " FROM t0").fetchone()
-    report.made_missing = dict(zip(optional, made_missing))
+    counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {f})" for f in
+                                               [*firsts, *(_bad(c) for c in optional), blank]) + " FROM t0").fetchone()
+    by = {"blank_line": counts[-1], **{f"unparseable_value.{c}": n for c, n in zip(required, counts)}}
+    report.made_missing = dict(zip(optional, counts[len(required):-1]))
+    for col, n in zip(required + optional, counts[:-1]):  # a few examples of each field's bad values, file and line
+        if n:
+            examples = con.execute(f"SELECT row, {col}_raw FROM t0 WHERE {_bad(col)} ORDER BY row LIMIT 3").fetchall()
+            report.value_examples[col] = [{"file": f, "line": ln, "value": v[:100]}
+                                          for r, v in examples for f, ln in [report.where(r)]]
     raw_cols = "event_time_raw, price_raw, product_id_raw, category_id_raw, user_id_raw"
     kept = ", ".join(f"CASE WHEN {_bad(c)} THEN NULL ELSE {PARSED[c]} END AS {PARSED[c]}" for c in optional)
     step("unparseable_value", f"""SELECT * EXCLUDE ({raw_cols}, {", ".join(PARSED[c] for c in optional)}),
