@@ -4,7 +4,8 @@ data and params (``benchmark_report`` refuses the others by name).
 - ``data``: SHA-256 over the three graph stores' meta records (each holds its shards' CRC-32s, so it changes with
   any example) and ``data/split/encoders.json`` (catalogue size, vocabularies, price scaler);
 - ``params``: SHA-256 over the canonical JSON of the params a cell's stage depends on besides the model name and seed:
-  ``model`` (all but ``name``, ``seed`` and ``num_threads``), ``evaluate`` and ``benchmark.refit``.
+  ``model`` (all but ``name``, ``seed``, ``num_threads`` and ``refit``, which a cell takes from ``benchmark.refit``),
+  ``evaluate`` and ``benchmark.refit``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ import dataclasses
 import hashlib
 import json
 
-import lmdb
-
 from sessionrec import paths
-from sessionrec.graphs.store import check_lmdb_file
+from sessionrec.graphs.store import read_meta
 
 
 def data_fingerprint() -> str:
@@ -25,17 +24,14 @@ def data_fingerprint() -> str:
         path = paths.graph_store(split)
         if not path.exists():
             raise FileNotFoundError(f"{path}: graph store not found (run the build_graphs stage)")
-        check_lmdb_file(path, "rebuild it: `dvc repro --force build_graphs`")
-        env = lmdb.open(str(path), subdir=False, readonly=True, lock=False)
-        with env.begin() as txn:
-            h.update(txn.get(b"meta") or b"")
-        env.close()
+        h.update(read_meta(path))
     h.update((paths.SPLIT / "encoders.json").read_bytes())
     return h.hexdigest()[:16]
 
 
 def params_fingerprint(params) -> str:
-    model = {k: v for k, v in dataclasses.asdict(params.model).items() if k not in ("name", "seed", "num_threads")}
+    skip = ("name", "seed", "num_threads", "refit")
+    model = {k: v for k, v in dataclasses.asdict(params.model).items() if k not in skip}
     key = {"model": model, "evaluate": dataclasses.asdict(params.evaluate),
            "benchmark.refit": params.benchmark.refit}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]

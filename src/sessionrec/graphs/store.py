@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import struct
+import weakref
 import zlib
 from pathlib import Path
 
@@ -161,12 +162,34 @@ def check_lmdb_file(path: Path, redo: str) -> None:
         raise StoreError(f"{path}: truncated ({size} bytes, its pages need {(last_pg + 1) * psize}): {redo}")
 
 
+# resolved path -> the environment a GraphStore of this process holds open (LMDB allows one per file and process);
+# weak, so a store dropped without close() still closes its file as before
+_OPEN = weakref.WeakValueDictionary()
+
+
+def read_meta(path: Path) -> bytes:
+    """The raw ``meta`` record of the store at ``path``, through the environment a ``GraphStore`` of this process
+    holds open if there is one."""
+    env = _OPEN.get(str(Path(path).resolve()))
+    if env is not None:
+        with env.begin() as txn:
+            return bytes(txn.get(b"meta") or b"")
+    check_lmdb_file(Path(path), "rebuild it: `dvc repro --force build_graphs`")
+    env = lmdb.open(str(path), subdir=False, readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            return bytes(txn.get(b"meta") or b"")
+    finally:
+        env.close()
+
+
 def open_store(path: Path):
     """``(env, txn, meta, shards)`` of the store at ``path``, every checksum verified."""
     redo = "rebuild it: `dvc repro --force build_graphs`"
     check_lmdb_file(path, redo)
     try:
         env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False)
+        _OPEN[str(Path(path).resolve())] = env
         txn = env.begin(buffers=True)
         head, head_crc = txn.get(b"meta"), txn.get(b"meta-crc32")
         if head is None or head_crc is None:
@@ -230,6 +253,7 @@ class GraphStore:
         self.shards = []
         for env, txn in self.envs:
             txn.abort()
+            _OPEN.pop(str(Path(env.path()).resolve()), None)
             env.close()
         self.envs = []
 
