@@ -5,17 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-import numpy as np
 import torch
 
+from sessionrec.graphs.ranges import ranges
 
-def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenated ``arange(s, s + n)`` for each (s, n), without a Python loop."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    offs = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return offs + np.arange(total)
+__all__ = ["Batch", "ranges"]  # ranges re-exported: the models import it from here
 
 
 @dataclass

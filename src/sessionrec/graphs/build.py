@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sessionrec.graphs.ranges import ranges
+
 NODE_INT_FEATURES = ("item", "category", "sub_category", "element", "brand")
 NODE_ARRAYS = (*NODE_INT_FEATURES, "price")
 FLOAT_ARRAYS = ("price", "w_in", "w_out")
@@ -113,7 +115,7 @@ def graph_block(session: np.ndarray, features: dict, targets: str,
     n_ex = len(ex_sess)
     # every example's input rows, flattened
     ex_of_pos = np.repeat(np.arange(n_ex), ex_len)
-    pos = np.repeat(ex_start - np.concatenate([[0], np.cumsum(ex_len)[:-1]]), ex_len) + np.arange(int(ex_len.sum()))
+    pos = ranges(ex_start, ex_len)
     # nodes: the rows whose next occurrence is at or past the example's end, in node order
     last = nxt[pos] >= ex_end[ex_of_pos]
     node_pos, node_ex = pos[last], ex_of_pos[last]

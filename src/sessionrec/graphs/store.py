@@ -19,15 +19,18 @@ import struct
 import weakref
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lmdb
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 from tqdm import tqdm
 
 from sessionrec import atomic
-from sessionrec.graphs.batch import Batch, ranges
+from sessionrec.graphs.ranges import ranges
+
+if TYPE_CHECKING:
+    from sessionrec.graphs.batch import Batch
 from sessionrec.graphs.build import NODE_INT_FEATURES, block_len, build_blocks, concat_blocks, slice_block
 
 FORMAT = "sessionrec-graphs/2"
@@ -295,6 +298,10 @@ class GraphStore:
         last = alias[np.arange(B), n_pos - 1]
         # per-example tensors are permuted back to the requested order with `inv`; node and edge rows stay grouped by
         # merged example and carry their requested row in node_batch
+        import torch  # here, not at the top: writing a store (the build_graphs stage) needs no torch
+
+        from sessionrec.graphs.batch import Batch
+
         t = torch.from_numpy
         return Batch(
             item=t(merged["item"].astype(np.int64)), category=t(merged["category"].astype(np.int64)),
