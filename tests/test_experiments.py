@@ -14,6 +14,7 @@ import yaml
 
 from conftest import TINY, project_copy, sh
 from sessionrec.tools.experiments import parse_exp_show
+from sessionrec.training.checkpoint import CheckpointError, load_verified
 
 # Epochs long enough to be killed in the middle of one, patience high enough that all of them run.
 RESUME = {**TINY, "data": {"synthetic": {**TINY["data"]["synthetic"], "sessions_per_month": 4000}},
@@ -21,15 +22,15 @@ RESUME = {**TINY, "data": {"synthetic": {**TINY["data"]["synthetic"], "sessions_
 
 
 def read_outputs(proj):
-    state = torch.load(proj / "models/model.pt", weights_only=True)["state_dict"]
+    state = load_verified(proj / "models/model.pt")["state_dict"]
     curve = (proj / "metrics/train/plots/metrics/val/MRR@20.tsv").read_text()
     return json.loads((proj / "metrics/val.json").read_text()), state, curve
 
 
 def checkpoint_epoch(path):
     try:
-        return torch.load(path, weights_only=True)["epoch"]
-    except (FileNotFoundError, RuntimeError, EOFError):
+        return load_verified(path)["epoch"]
+    except (FileNotFoundError, CheckpointError):
         return 0
 
 
@@ -93,7 +94,7 @@ def test_hybrid_killed_in_its_second_network_resumes_there_and_matches_uninterru
     second.unlink()  # the first network's checkpoint stays: finished, refit included
     killed_at = kill_train_stage_after(proj, env, second, 1)
     assert 1 <= killed_at < 4, f"the kill came after epoch {killed_at}; the run must still be in progress"
-    assert len(torch.load(first, weights_only=True)["refit_lrs"]) == full_val["best_epoch"]["gru4rec"]
+    assert len(load_verified(first)["refit_lrs"]) == full_val["best_epoch"]["gru4rec"]
 
     rerun = sh(proj, env, "dvc", "repro")
     log = rerun.stderr + rerun.stdout
