@@ -127,7 +127,7 @@ class ModelParams:
     use_scheduler: bool = _f(True)
     patience: int = _f(3, lo=1, hi=1000)
     seed: int = _f(42, lo=0)
-    num_threads: int = _f(0, lo=0, hi=256, doc="torch CPU threads; 0 = OMP_NUM_THREADS or all cores")
+    num_threads: int = _f(0, lo=0, hi=256, doc="torch CPU threads; 0 = OMP_NUM_THREADS, else the cores free at start")
     refit: bool = _f(True, doc="after the choice on validation, retrain it on train + validation")
     hybrid_nets: list = _f(["gru4rec", "srgnn", "graph_with_embeddings_and_attention"],
                            doc="hybrid: the networks blended with STAN")
