@@ -161,6 +161,15 @@ def served(proj, env):
         server.wait(timeout=30)
 
 
+def pytest_configure(config):
+    """Without xdist (``-n 0``) the pipelines a test starts get all the cores, a fixed count: not the cores that
+    happen to be free (``runtime.free_cores``), so that a test comparing two runs compares runs of one thread count.
+    (Under xdist the workers set their share above; the controller leaves it to them.)"""
+    if not os.environ.get("PYTEST_XDIST_WORKER") and not getattr(config.option, "numprocesses", None) \
+            and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """With SESSIONREC_REQUIRE_TESTS=1 (CI), a run in which no test passed fails (under xdist as well: the
     controller's reporter counts every worker's results)."""
