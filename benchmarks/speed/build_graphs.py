@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[2]
+from versions import baseline_src, run_snippet
 RUN = """
 import json, resource, sys, time
 from pathlib import Path
@@ -48,13 +46,6 @@ def make_split(path: Path, n_sessions: int, seed: int = 0) -> None:
                              "price": (item % 997 / 997).astype(np.float32)}), path)
 
 
-def run(src: Path | None, parquet: Path, out: Path) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **({"PYTHONPATH": str(src)} if src else {})}
-    r = subprocess.run([sys.executable, "-c", RUN, str(parquet), str(out)], capture_output=True, text=True, env=env,
-                       check=True)
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", required=True, help="a git revision whose src/ is the baseline")
@@ -64,16 +55,13 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="graphs-bench-") as tmp:
         tmp = Path(tmp)
-        base = tmp / "baseline"
-        base.mkdir()
-        archive = subprocess.run(["git", "archive", args.baseline, "src"], cwd=ROOT, capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+        base = baseline_src(args.baseline, tmp / "baseline")
         parquet = tmp / "train.parquet"
         make_split(parquet, args.sessions)
         runs = {"now": [], "baseline": []}
         for i in range(args.repeats):
-            runs["now"].append(run(None, parquet, tmp / f"now-{i}.lmdb"))
-            runs["baseline"].append(run(base / "src", parquet, tmp / f"base-{i}.lmdb"))
+            runs["now"].append(run_snippet(RUN, [parquet, tmp / f"now-{i}.lmdb"], threads=1))
+            runs["baseline"].append(run_snippet(RUN, [parquet, tmp / f"base-{i}.lmdb"], base, threads=1))
     med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
     rate = {k: round(args.sessions / v) for k, v in med.items()}
     out = {"sessions": args.sessions, "examples": runs["now"][0]["examples"], "baseline": args.baseline,

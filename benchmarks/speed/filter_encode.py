@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from versions import ROOT, baseline_src, run_snippet
+
 HEAD = ROOT.parent / "shared" / "data" / "rees46-2019-oct-head" / "2019-Oct.csv"
 
 RUN = """
@@ -62,13 +61,6 @@ def make_input(path: Path, rows: int) -> None:
             copy += 1
 
 
-def run(code: str, src: Path | None, csv: Path, out: Path) -> dict:
-    env = {**os.environ, **({"PYTHONPATH": str(src)} if src else {})}  # the baseline's src/ before the install's
-    r = subprocess.run([sys.executable, "-c", code, str(csv), str(out)], capture_output=True, text=True, env=env,
-                       check=True)
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", required=True, help="a git revision whose src/ is the baseline")
@@ -78,17 +70,14 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="fe-bench-") as tmp:
         tmp = Path(tmp)
-        base = tmp / "baseline"
-        base.mkdir()
-        archive = subprocess.run(["git", "archive", args.baseline, "src"], cwd=ROOT, capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+        base = baseline_src(args.baseline, tmp / "baseline")
         csv = tmp / "2019-Oct.csv"
         make_input(csv, args.rows)
         runs = {"now": [], "baseline": [], "duckdb_scan": []}
         for i in range(args.repeats):
-            runs["duckdb_scan"].append(run(SCAN, None, csv, tmp / "scan"))
-            runs["now"].append(run(RUN, None, csv, tmp / f"now-{i}"))
-            runs["baseline"].append(run(RUN, base / "src", csv, tmp / f"base-{i}"))
+            runs["duckdb_scan"].append(run_snippet(SCAN, [csv, tmp / "scan"]))
+            runs["now"].append(run_snippet(RUN, [csv, tmp / f"now-{i}"]))
+            runs["baseline"].append(run_snippet(RUN, [csv, tmp / f"base-{i}"], base))
     med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
     peak = {k: round(max(r["peak_mib"] for r in v), 1) for k, v in runs.items()}
     kept = {k: v[0]["rows_kept"] for k, v in runs.items()}
