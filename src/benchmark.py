@@ -58,6 +58,7 @@ def main() -> None:
         raise ParamsError(f"benchmark.models: unknown model {name!r}; available: {sorted(KINDS)}")
     params = load_params(paths.PARAMS)
     params = with_model(params, name=name, seed=seed, refit=params.benchmark.refit)
+    inputs = provenance.inputs(params)  # before any store is opened here (it reads their meta records)
     threads = set_threads(params.model.num_threads)
     given = {}
     if KINDS[name] == COMPOSITE:
@@ -88,7 +89,7 @@ def main() -> None:
            "train_examples_per_second": round(t.examples_seen / t.seconds, 1) if t.examples_seen else None,
            "inference_ms_per_session": round(1000 * infer / max(metrics["examples"], 1), 4),
            "threads": threads, "device": str(device), "torch": torch.__version__,
-           "inputs": provenance.inputs(params)}  # benchmark_report aggregates only cells of the same inputs
+           "inputs": inputs}  # benchmark_report aggregates only cells of the same inputs
     write_json(paths.benchmark_run(name, seed, "json"), out)
     logging.info("benchmark %s seed %d: test R@20 %.4f, MRR@20 %.4f; fit %.1fs, %.3f ms/session", name, seed,
                  metrics["R@20"], metrics["MRR@20"], t.seconds, out["inference_ms_per_session"])

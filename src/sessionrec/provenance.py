@@ -38,5 +38,6 @@ def params_fingerprint(params) -> str:
 
 
 def inputs(params) -> dict:
-    """``{"data": ..., "params": ...}`` of the working folder's data and ``params``."""
+    """``{"data": ..., "params": ...}`` of the working folder's data and ``params``; call it before this process
+    opens a graph store (``store.read_meta``)."""
     return {"data": data_fingerprint(), "params": params_fingerprint(params)}

@@ -166,6 +166,14 @@ def slice_block(block: dict, i: int, j: int) -> dict:
     return out
 
 
+def example_block(example: dict) -> dict:
+    """One example dict (what ``build_examples`` yields) as a block of one example."""
+    return {"node_ptr": np.array([0, len(example["item"])]), "seq_ptr": np.array([0, len(example["alias"])]),
+            "edge_ptr": np.array([0, len(example["src"])]),
+            **{k: example[k] for k in (*NODE_ARRAYS, "alias", "src", "dst", "w_in", "w_out")},
+            **{k: np.array([example[k]]) for k in ("target", "session", "time")}}
+
+
 def concat_blocks(blocks: list[dict]) -> dict:
     out = {}
     for p in PTRS:

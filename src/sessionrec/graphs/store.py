@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import struct
-import weakref
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,11 +30,13 @@ from sessionrec.graphs.ranges import ranges
 
 if TYPE_CHECKING:
     from sessionrec.graphs.batch import Batch
-from sessionrec.graphs.build import NODE_INT_FEATURES, block_len, build_blocks, concat_blocks, slice_block
+from sessionrec.graphs.build import (NODE_INT_FEATURES, block_len, build_blocks, concat_blocks, example_block,
+                                     slice_block)
 
 FORMAT = "sessionrec-graphs/2"
 NODE_ARRAYS = (*NODE_INT_FEATURES, "price")
 EDGE_ARRAYS = ("src", "dst", "w_in", "w_out")
+STORE_DTYPES = {"price": np.float32, "w_in": np.float32, "w_out": np.float32, "time": np.int64}  # else int32
 SHARD_ORDER = ("node_ptr", "seq_ptr", "edge_ptr", *NODE_ARRAYS, "alias", *EDGE_ARRAYS, "target", "session", "time")
 
 
@@ -66,50 +67,30 @@ def unpack(buf) -> dict:
             for name, (dt, count, off) in header.items()}
 
 
-def _shard_arrays(examples: list[dict]) -> dict:
-    """A shard of per-example dicts (``build.build_examples``)."""
-    def cat(key):
-        dtype = np.float32 if key in ("price", "w_in", "w_out") else np.int32
-        return np.concatenate([e[key] for e in examples]).astype(dtype, copy=False)
-
-    ptr = {k: np.concatenate([[0], np.cumsum([len(e[src]) for e in examples])]).astype(np.int32)
-           for k, src in (("node_ptr", "item"), ("seq_ptr", "alias"), ("edge_ptr", "src"))}
-    return {**ptr, **{k: cat(k) for k in (*NODE_ARRAYS, "alias", *EDGE_ARRAYS)},
-            **{k: np.array([e[k] for e in examples], np.int32) for k in ("target", "session")},
-            "time": np.array([e["time"] for e in examples], np.int64)}
-
-
 def shards_of(blocks, shard_size: int):
-    """Blocks of any sizes (``build.graph_block``) re-cut into shards of exactly ``shard_size`` examples (the last
-    one smaller), with the store's arrays in its order."""
+    """Blocks of any sizes (``build.graph_block``, ``build.example_block``) re-cut into shards of exactly
+    ``shard_size`` examples (the last one smaller), with the store's arrays in its order and dtypes."""
+    def shard(parts):
+        joined = concat_blocks(parts)
+        return {k: np.asarray(joined[k]).astype(STORE_DTYPES.get(k, np.int32), copy=False) for k in SHARD_ORDER}
+
     pending, n = [], 0
     for block in blocks:
         i, m = 0, block_len(block)
         while i < m:
             take = min(shard_size - n, m - i)
-            pending.append(slice_block(block, i, i + take))
+            pending.append(block if take == m else slice_block(block, i, i + take))
             n, i = n + take, i + take
             if n == shard_size:
-                shard = concat_blocks(pending)
-                yield {k: shard[k] for k in SHARD_ORDER}
+                yield shard(pending)
                 pending, n = [], 0
     if n:
-        shard = concat_blocks(pending)
-        yield {k: shard[k] for k in SHARD_ORDER}
+        yield shard(pending)
 
 
 def write_store(path: Path, examples, shard_size: int, meta: dict | None = None) -> int:
     """Write an iterable of example dicts (see ``build.build_examples``) to ``path``; return the example count."""
-    def blocks():
-        buf = []
-        for ex in examples:
-            buf.append(ex)
-            if len(buf) == shard_size:
-                yield _shard_arrays(buf)
-                buf = []
-        if buf:
-            yield _shard_arrays(buf)
-    return write_blocks(path, blocks(), shard_size, meta)
+    return write_blocks(path, map(example_block, examples), shard_size, meta)
 
 
 def write_blocks(path: Path, blocks, shard_size: int, meta: dict | None = None) -> int:
@@ -165,18 +146,9 @@ def check_lmdb_file(path: Path, redo: str) -> None:
         raise StoreError(f"{path}: truncated ({size} bytes, its pages need {(last_pg + 1) * psize}): {redo}")
 
 
-# resolved path -> the environment a GraphStore of this process holds open (LMDB allows one per file and process);
-# weak, so a store dropped without close() still closes its file as before
-_OPEN = weakref.WeakValueDictionary()
-
-
 def read_meta(path: Path) -> bytes:
-    """The raw ``meta`` record of the store at ``path``, through the environment a ``GraphStore`` of this process
-    holds open if there is one."""
-    env = _OPEN.get(str(Path(path).resolve()))
-    if env is not None:
-        with env.begin() as txn:
-            return bytes(txn.get(b"meta") or b"")
+    """The raw ``meta`` record of the store at ``path``. It opens and closes the file, so call it before a
+    ``GraphStore`` of this process opens the same one (LMDB allows one environment per file and process)."""
     check_lmdb_file(Path(path), "rebuild it: `dvc repro --force build_graphs`")
     env = lmdb.open(str(path), subdir=False, readonly=True, lock=False)
     try:
@@ -192,29 +164,30 @@ def open_store(path: Path):
     check_lmdb_file(path, redo)
     try:
         env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False)
-        _OPEN[str(Path(path).resolve())] = env
+    except lmdb.Error as e:
+        raise StoreError(f"{path}: unreadable as a graph store ({type(e).__name__}: {str(e)[:160]}): {redo}") from None
+    try:
         txn = env.begin(buffers=True)
         head, head_crc = txn.get(b"meta"), txn.get(b"meta-crc32")
         if head is None or head_crc is None:
-            env.close()
             raise StoreError(f"{path}: not a {FORMAT} store (no checksummed meta record); written by another program "
                              f"or an older sessionrec: {redo}")
         if b"%08x" % zlib.crc32(head) != bytes(head_crc):
-            env.close()
             raise StoreError(f"{path}: the meta record fails its checksum; the file was altered or damaged: {redo}")
         meta = json.loads(bytes(head))
         if meta.get("format") != FORMAT:
-            env.close()
             raise StoreError(f"{path}: format {meta.get('format')!r}, this sessionrec reads {FORMAT}: {redo}")
         shards = []
         for i, crc in enumerate(meta["shard_crc32"]):
             value = txn.get(f"shard-{i:06d}".encode())
             if value is None or zlib.crc32(value) != crc:
-                env.close()
                 raise StoreError(f"{path}: shard {i} is {'missing' if value is None else 'altered or damaged'} "
                                  f"(checksum): {redo}")
             shards.append(unpack(value))
-    except lmdb.Error as e:
+    except (StoreError, lmdb.Error) as e:
+        env.close()
+        if isinstance(e, StoreError):
+            raise
         raise StoreError(f"{path}: unreadable as a graph store ({type(e).__name__}: {str(e)[:160]}): {redo}") from None
     return env, txn, meta, shards
 
@@ -245,7 +218,7 @@ class GraphStore:
         """An in-memory store of ``examples`` (``build.build_examples`` dicts): the service batches live sessions
         with the very code that batches the test split."""
         store = cls([])
-        store.shards = [_shard_arrays(examples)] if examples else []
+        store.shards = list(shards_of(map(example_block, examples), max(len(examples), 1)))
         store._index([len(examples)] if examples else [])
         return store
 
@@ -256,7 +229,6 @@ class GraphStore:
         self.shards = []
         for env, txn in self.envs:
             txn.abort()
-            _OPEN.pop(str(Path(env.path()).resolve()), None)
             env.close()
         self.envs = []
 

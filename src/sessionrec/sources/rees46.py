@@ -57,13 +57,13 @@ def find_local_files(local_dir: str | Path, months: list[str]) -> list[Path]:
 
 
 def open_text(path: Path):
-    """Open a ``.csv``, ``.csv.gz`` or single-CSV ``.zip`` as a binary stream."""
+    """Open a ``.csv``, ``.csv.gz`` or single-CSV ``.zip`` as a binary stream (inside ``readable(path)``, which turns
+    a broken archive into a one-line error)."""
     name = path.name
     if name.endswith(".gz"):
         return gzip.open(path, "rb")
     if name.endswith(".zip"):
-        with readable(path):
-            zf = zipfile.ZipFile(path)
+        zf = zipfile.ZipFile(path)
         members = [n for n in zf.namelist() if n.endswith(".csv")]
         if len(members) != 1:
             raise SourceError(f"{path}: expected exactly one .csv inside the zip, found {members}")
