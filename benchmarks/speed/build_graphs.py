@@ -11,18 +11,16 @@ run it alone.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from versions import baseline_src, run_snippet
+from versions import parse_args, run_snippet, workspace
 RUN = """
 import json, resource, sys, time
 from pathlib import Path
@@ -47,15 +45,8 @@ def make_split(path: Path, n_sessions: int, seed: int = 0) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline", required=True, help="a git revision whose src/ is the baseline")
-    ap.add_argument("--sessions", type=int, default=200_000)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--output", type=Path)
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="graphs-bench-") as tmp:
-        tmp = Path(tmp)
-        base = baseline_src(args.baseline, tmp / "baseline")
+    args = parse_args(__doc__, "sessions", 200_000)
+    with workspace(args.baseline, "graphs-bench-") as (tmp, base):
         parquet = tmp / "train.parquet"
         make_split(parquet, args.sessions)
         runs = {"now": [], "baseline": []}

@@ -11,14 +11,12 @@ alternating, and the median is reported. Not a test: run it alone.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
-from versions import ROOT, baseline_src, run_snippet
+from versions import ROOT, parse_args, run_snippet, workspace
 
 HEAD = ROOT.parent / "shared" / "data" / "rees46-2019-oct-head" / "2019-Oct.csv"
 
@@ -62,15 +60,8 @@ def make_input(path: Path, rows: int) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline", required=True, help="a git revision whose src/ is the baseline")
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--output", type=Path)
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="fe-bench-") as tmp:
-        tmp = Path(tmp)
-        base = baseline_src(args.baseline, tmp / "baseline")
+    args = parse_args(__doc__, "rows", 1_000_000)
+    with workspace(args.baseline, "fe-bench-") as (tmp, base):
         csv = tmp / "2019-Oct.csv"
         make_input(csv, args.rows)
         runs = {"now": [], "baseline": [], "duckdb_scan": []}

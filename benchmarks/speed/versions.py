@@ -3,10 +3,13 @@ snippet in a fresh process, with this checkout's library or that commit's."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,3 +31,21 @@ def run_snippet(code: str, args: list, src: Path | None = None, threads: int | N
     r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env,
                        check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def parse_args(doc: str, size: str, default: int) -> argparse.Namespace:
+    """The flags every side-by-side script takes: ``--baseline``, ``--SIZE``, ``--repeats``, ``--output``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--baseline", required=True, help="a git revision whose src/ is the baseline")
+    ap.add_argument(f"--{size}", type=int, default=default)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--output", type=Path)
+    return ap.parse_args()
+
+
+@contextlib.contextmanager
+def workspace(baseline: str, prefix: str):
+    """A temporary folder, and the baseline's ``src/`` unpacked in it: ``(folder, src)``."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        tmp = Path(tmp)
+        yield tmp, baseline_src(baseline, tmp / "baseline")

@@ -143,10 +143,15 @@ class Recommender:
         return {"product_id": int(self.catalogue["product_id"][item]), **{f: self.display[f][item] for f in DISPLAY_FIELDS}}
 
     @functools.cached_property
-    def _by_category(self) -> dict[str, np.ndarray]:
-        """Per top-level category (``""``: none), its items, most clicked in training first (ties by item)."""
+    def _popular(self) -> np.ndarray:
+        """Every item, most clicked in training first (ties by item)."""
         order = np.lexsort((np.arange(self.n_items), -self.popularity))
-        order = order[order > 0]
+        return order[order > 0]
+
+    @functools.cached_property
+    def _by_category(self) -> dict[str, np.ndarray]:
+        """Per top-level category (``""``: none), its items in ``_popular`` order."""
+        order = self._popular
         tops = self.display["category_top"][order]
         return {str(c): order[tops == c] for c in dict.fromkeys(tops.tolist())}
 
@@ -161,8 +166,7 @@ class Recommender:
         """The ``limit`` most clicked products of ``category`` (all products when ``None``); ``None`` for a category
         the catalogue lacks."""
         if category is None:
-            items = np.lexsort((np.arange(self.n_items), -self.popularity))
-            items = items[items > 0]
+            items = self._popular
         elif (items := self._by_category.get(category)) is None:
             return None
         return [self.product(int(i)) for i in items[:limit]]
