@@ -214,14 +214,16 @@ def _filter_encode(raw_files: list[Path], params: FilterEncodeParams, out_dir: P
         raise ValueError(f"no rows could be parsed from {[str(p) for p in raw_files]}")
     con = duckdb.connect(str(tmp / "work.duckdb"))
     try:
-        _rules(con, staged, params, out_dir, tmp, report)
+        _rules(con, staged, params, tmp, report)
     finally:
         con.close()  # also on an error: DuckDB keeps one database per path and process
     for name in ("events.parquet", "vocab.parquet"):  # complete: into place
         (tmp / name).replace(out_dir / name)
 
 
-def _rules(con, staged: list[Path], params: FilterEncodeParams, out_dir: Path, tmp: Path, report: Report) -> None:
+def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, report: Report) -> None:
+    """Parse the staged Parquet and apply the rules in DuckDB (``con``), counting into ``report``; write
+    ``events.parquet`` and ``vocab.parquet`` into ``tmp``."""
     con.execute(f"SET memory_limit='{params.memory_limit}'")
     con.execute(f"SET temp_directory='{tmp / 'spill'}'")
     con.execute("SET TimeZone='UTC'")
