@@ -51,3 +51,33 @@ def test_accumulator_means_and_coverage():
     r = acc.result()
     assert r["R@1"] == pytest.approx(0.5) and r["MRR@20"] == pytest.approx((1 + 1 / 3) / 2)
     assert r["coverage@20"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("levels", [3, 50, 10_000])  # few distinct scores (long tie groups) .. almost none tied
+def test_top_k_counts_give_the_full_comparison_metrics(levels):
+    """The one top-K pass (``within``, what evaluation uses) and two full comparisons give the same metrics at every
+    cut-off within K, under every tie rule, including tie groups that straddle the K-th place."""
+    gen = torch.Generator().manual_seed(levels)
+    scores = torch.randint(0, levels, (300, 501), generator=gen).double()
+    target = torch.randint(1, 501, (300,), generator=gen)
+    for ties in ("expected", "pessimistic", "optimistic"):
+        full = metrics_from_counts(*rank_counts(scores, target), [1, 5, 10, 20], ties)
+        fast = metrics_from_counts(*rank_counts(scores, target, within=20), [1, 5, 10, 20], ties)
+        for k in full:
+            assert torch.equal(full[k], fast[k]), (ties, k)
+    g, _ = rank_counts(scores, target, within=20)
+    assert (g == 20).any() and (g < 20).any()  # both branches ran
+
+
+def test_accumulator_matches_full_comparisons_on_chunks():
+    """``RankingMetrics.update`` (top-K counts) on row chunks equals the per-example full comparison."""
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 20, (64, 301), generator=gen).float()
+    target = torch.randint(1, 301, (64,), generator=gen)
+    acc = RankingMetrics([1, 5, 20], n_items=301)
+    for r0 in range(0, 64, 10):
+        acc.update(scores[r0:r0 + 10], target[r0:r0 + 10])
+    full = metrics_from_counts(*rank_counts(scores, target), [1, 5, 20])
+    got = acc.result()
+    for k, v in full.items():
+        assert got[k] == pytest.approx(float(v.mean()), abs=1e-12), k

@@ -1,5 +1,20 @@
 """Scoring a graph store with a model: the loss and ranking metrics (with the tie rule) over the full catalogue.
-Shared by validation in the training loop, the evaluate stage, the benchmark and serving."""
+Shared by validation in the training loop, the evaluate stage, the hybrid's weight search, the benchmark and serving.
+
+At a large catalogue a batch's ``(B, N)`` scores do not fit in cache (at 200k products and a batch of 512 they are
+400 MB of float32), and every metric is another pass over them, so scores are made and consumed in row chunks:
+
+* a network (a model with ``encode``) encodes the whole batch once, then its matmul writes ``matmul_rows`` sessions
+  at a time into one reused buffer (fresh allocations of that size page-fault; at 200k products the matmul runs at
+  half its speed on fewer than ~200 rows);
+* the loss and the metrics read ``chunk_rows`` sessions at a time (8 MB of scores, which stay in cache between the
+  top-K pass, the loss and the target's score);
+* a model without ``encode`` (session-kNN, the hybrid) is given batches of at most ``chunk_rows`` sessions: its
+  forward makes all of a batch's scores at once (the hybrid: ``(M + 3, B, N)`` float64 parts).
+
+At the default catalogue (4k products) a chunk holds over 500 rows, at least a batch, so nothing is split there.
+``python benchmarks/speed/evaluate.py`` measures it.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +25,64 @@ from tqdm import tqdm
 from sessionrec.graphs.store import GraphStore
 from sessionrec.metrics import RankingMetrics
 
+CHUNK_BUDGET = 1 << 21  # score entries the metrics read at once: 8 MB of float32
+MATMUL_BUDGET = 1 << 26  # score entries one matmul writes: 256 MB of float32
+
+
+def chunk_rows(n_items: int) -> int:
+    """Sessions whose ``(rows, n_items)`` scores fit ``CHUNK_BUDGET``, at least 1."""
+    return max(1, CHUNK_BUDGET // max(n_items, 1))
+
+
+def matmul_rows(n_items: int) -> int:
+    """Sessions a network's scoring matmul covers at once: ``MATMUL_BUDGET``, at least 1."""
+    return max(1, MATMUL_BUDGET // max(n_items, 1))
+
+
+def scoring_batch_size(model, batch_size: int, n_items: int) -> int:
+    """The batch size to read a store with: ``batch_size`` for a model that encodes (its scoring is chunked by
+    ``score_chunks``), else at most ``chunk_rows(n_items)``."""
+    return batch_size if hasattr(model, "encode") else min(batch_size, chunk_rows(n_items))
+
+
+def score_chunks(model, batch, n_items: int):
+    """Yield ``(rows, scores)`` for consecutive row slices of ``batch``: ``scores`` (rows, N) as ``model(batch)``
+    gives them (padding at ``-inf``), valid until the next item is drawn. Call under ``torch.no_grad``."""
+    step = chunk_rows(n_items)
+    if not hasattr(model, "encode"):
+        scores = model(batch)
+        for r0 in range(0, batch.size, step):
+            yield slice(r0, min(r0 + step, batch.size)), scores[r0:r0 + step]
+        return
+    h = model.encode(batch)  # (B, d)
+    spans = -(-batch.size // matmul_rows(n_items))
+    span = -(-batch.size // spans)  # equal spans: a short last one would run the matmul at a fraction of its speed
+    buf = torch.empty(span, n_items, device=h.device) if span < batch.size else None  # reused across spans
+    for m0 in range(0, batch.size, span):
+        hs = h[m0:m0 + span]
+        scores = model.score(hs) if buf is None else model.score(hs, out=buf[:hs.shape[0]])
+        for r0 in range(0, hs.shape[0], step):
+            part = scores[r0:r0 + step]
+            yield slice(m0 + r0, m0 + r0 + part.shape[0]), part
+
 
 @torch.no_grad()
 def score_store(model, store: GraphStore, batch_size: int, ks, ties: str, device, keep_examples: bool = False,
                 n_items: int | None = None, desc: str = "eval"):
-    """Mean loss and ranking metrics of ``model`` on every example of ``store``; returns (loss, RankingMetrics)."""
+    """Mean loss and ranking metrics of ``model`` on every example of ``store``; returns (loss, RankingMetrics).
+    ``n_items`` (the catalogue size, ``model.n_items``) turns on item coverage."""
     model.eval()
     acc = RankingMetrics(ks, ties, n_items=n_items, keep_examples=keep_examples)
     total, n = 0.0, 0
-    for batch in tqdm(store.iter_batches(batch_size), total=-(-len(store) // batch_size), desc=desc, leave=False):
+    size = n_items or model.n_items
+    bs = scoring_batch_size(model, batch_size, size)
+    for batch in tqdm(store.iter_batches(bs), total=-(-len(store) // bs), desc=desc, leave=False):
         batch = batch.to(device)
-        scores = model(batch)
-        total += float(F.cross_entropy(scores, batch.target, reduction="sum"))
+        for rows, scores in score_chunks(model, batch, size):
+            target = batch.target[rows]
+            total += float(F.cross_entropy(scores, target, reduction="sum"))
+            acc.update(scores, target, masked=True, length=batch.length[rows])  # on the model's device
         n += batch.size
-        acc.update(scores, batch.target, length=batch.length)  # on the model's device; no (B, N) copy
     return total / max(n, 1), acc
 
 

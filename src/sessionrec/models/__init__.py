@@ -1,9 +1,12 @@
 """The models: ``KINDS`` names every model and says how it learns; ``REGISTRY`` maps each name to its class.
 
-Every model follows one small contract: ``encode(batch) -> (B, d)`` session vectors, ``score(h) -> (B, N)`` catalogue
-scores (padding id 0 at -inf), ``forward(batch) = score(encode(batch))``, ``explain(batch, items)`` (its own account
-of an answer: ``{"what", "clicks": (B, L) per-click weights or None, "parts": the hybrid's per-part contributions to
-the scores of ``items`` or None}``, used by the service), and a class attribute ``kind``, one of:
+Every model follows one small contract: ``forward(batch) -> (B, N)`` catalogue scores (padding id 0 at -inf), an
+attribute ``n_items`` (N, padding included), ``explain(batch, items)`` (its own account of an answer: ``{"what",
+"clicks": (B, L) per-click weights or None, "parts": the hybrid's per-part contributions to the scores of ``items`` or
+None}``, used by the service), and a class attribute ``kind``, one of the three below. The networks and popularity
+also split ``forward = score(encode(batch))`` into ``encode(batch) -> (B, d)`` session vectors and ``score(h) -> (B,
+N)``, which lets scoring make a large catalogue's scores in row chunks (``sessionrec.scoring``); the networks also
+give ``score_items(h, items) -> (B, K)``, the scores of chosen items only (the sampled loss, ``training.loss``).
 
 - ``network``: trained by gradient in the one training loop (``training.loop.fit``);
 - ``clicks``: fitted on the training clicks, ``fit_events(session, item, ts)`` (numpy arrays sorted by session, then

@@ -47,19 +47,20 @@ from torch_geometric.utils import scatter, softmax
 
 from sessionrec.graphs.batch import Batch
 from sessionrec.models import NETWORK
-from sessionrec.models.layers import (Dropout, NodeFeatureEmbedding, gather_rows, mask_padding, no_explanation,
+from sessionrec.models.layers import (CatalogueOutput, Dropout, NodeFeatureEmbedding, gather_rows, no_explanation,
                                       per_position)
 
 READOUTS = ("mean", "attention", "attentional_aggregation")
 
 
-class GraphWithEmbeddings(nn.Module):
+class GraphWithEmbeddings(CatalogueOutput, nn.Module):
     kind = NETWORK
     readout = "mean"
 
     def __init__(self, n_items: int, vocab_sizes: dict, embedding_dim: int = 64, hidden_dim: int = 64,
                  num_iterations: int = 1, dropout_rate: float = 0.2):
         super().__init__()
+        self.n_items = n_items
         self.nodes = NodeFeatureEmbedding(n_items, vocab_sizes, embedding_dim, hidden_dim, dropout_rate)
         self.ggnn = GatedGraphConv(hidden_dim, num_layers=num_iterations)
         d = hidden_dim
@@ -93,8 +94,8 @@ class GraphWithEmbeddings(nn.Module):
             s = self.aggregate(h, batch.node_batch, dim_size=B)  # (B, d)
         return self.out(self.dropout(s))  # (B, d_e)
 
-    def score(self, s: torch.Tensor) -> torch.Tensor:
-        return mask_padding(s @ self.nodes.item_embedding.weight.T)  # (B, N)
+    def output_layer(self):
+        return self.nodes.item_embedding.weight, None  # (N, d_e): tied to the item embedding
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.score(self.encode(batch))

@@ -29,14 +29,15 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from sessionrec.graphs.batch import Batch
 from sessionrec.models import NETWORK
-from sessionrec.models.layers import Dropout, mask_padding, no_explanation
+from sessionrec.models.layers import CatalogueOutput, Dropout, no_explanation
 
 
-class GRU4Rec(nn.Module):
+class GRU4Rec(CatalogueOutput, nn.Module):
     kind = NETWORK
 
     def __init__(self, n_items: int, hidden_dim: int = 100, dropout_rate: float = 0.0):
         super().__init__()
+        self.n_items = n_items
         self.w_y = nn.Embedding(n_items, hidden_dim, padding_idx=0)  # output matrix, also the input embedding
         self.b_y = nn.Parameter(torch.zeros(n_items))
         self.gru = nn.GRU(hidden_dim, hidden_dim, batch_first=True)
@@ -52,8 +53,8 @@ class GRU4Rec(nn.Module):
         _, h = self.gru(packed)  # (1, B, d): the state after the last real click
         return self.dropout(h[-1])
 
-    def score(self, h: torch.Tensor) -> torch.Tensor:
-        return mask_padding(h @ self.w_y.weight.T + self.b_y)  # (B, N)
+    def output_layer(self):
+        return self.w_y.weight, self.b_y  # (N, d), (N,)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.score(self.encode(batch))

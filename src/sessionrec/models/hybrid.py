@@ -54,6 +54,7 @@ class Hybrid(nn.Module):
         from sessionrec.models import REGISTRY  # late: the registry imports this module
 
         hybrid_nets = list(nets)
+        self.n_items = n_items
         self.net_names = hybrid_nets
         self.nets = nn.ModuleList([REGISTRY[n](n_items, **args) for n, args in nets.items()])
         self.knn = STAN(n_items, **stan)

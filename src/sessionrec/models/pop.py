@@ -22,6 +22,7 @@ class Popularity(nn.Module):
 
     def __init__(self, n_items: int):
         super().__init__()
+        self.n_items = n_items
         self.register_buffer("counts", torch.zeros(n_items))
 
     def fit_events(self, session: np.ndarray, item: np.ndarray, ts: np.ndarray) -> None:
@@ -34,8 +35,9 @@ class Popularity(nn.Module):
     def encode(self, batch: Batch) -> torch.Tensor:
         return torch.zeros(batch.size, 1, device=self.counts.device)  # (B, 1)
 
-    def score(self, h: torch.Tensor) -> torch.Tensor:
-        return mask_padding(torch.log1p(self.counts).expand(h.shape[0], -1).clone())  # (B, N)
+    def score(self, h: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        rows = torch.log1p(self.counts).expand(h.shape[0], -1)
+        return mask_padding(rows.clone() if out is None else out.copy_(rows))  # (B, N)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.score(self.encode(batch))

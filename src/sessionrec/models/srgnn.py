@@ -38,7 +38,7 @@ from torch import nn
 
 from sessionrec.graphs.batch import Batch
 from sessionrec.models import NETWORK
-from sessionrec.models.layers import Dropout, gather_rows, mask_padding, padded_nodes
+from sessionrec.models.layers import CatalogueOutput, Dropout, gather_rows, padded_nodes
 
 
 class SRGNNCell(nn.Module):
@@ -70,11 +70,12 @@ class SRGNNCell(nn.Module):
         return n + z * (v - n)
 
 
-class SRGNN(nn.Module):
+class SRGNN(CatalogueOutput, nn.Module):
     kind = NETWORK
 
     def __init__(self, n_items: int, hidden_dim: int = 100, num_iterations: int = 1, dropout_rate: float = 0.0):
         super().__init__()
+        self.n_items = n_items
         d = hidden_dim
         self.embedding = nn.Embedding(n_items, d)
         self.cell = SRGNNCell(d)  # the official code reuses one cell for every step
@@ -102,8 +103,8 @@ class SRGNN(nn.Module):
         s_g = (alpha * seq * batch.mask.unsqueeze(-1)).sum(1)  # (B, d)
         return self.dropout(self.w3(torch.cat([s_g, v_n], dim=-1)))  # (B, d)
 
-    def score(self, s: torch.Tensor) -> torch.Tensor:
-        return mask_padding(s @ self.embedding.weight.T)  # (B, N)
+    def output_layer(self):
+        return self.embedding.weight, None  # (N, d): tied to the input embedding
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.score(self.encode(batch))

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from sessionrec.metrics import metrics_from_counts, rank_counts
+from sessionrec.scoring import scoring_batch_size
 
 STEP = 10  # grid resolution: weights are multiples of 1 / STEP
 
@@ -22,15 +23,16 @@ def simplex_grid(parts: int, step: int = STEP) -> list[tuple[float, ...]]:
 @torch.no_grad()
 def validation_curve(model, store, batch_size: int, ties: str, device, grid: list) -> dict:
     """Validation MRR@20 of ``model`` with every weight vector of ``grid``. Each batch's parts are computed once;
-    per point only the target's rank is counted, so the grid costs a few passes over each (B, N) batch."""
+    per point only the target's rank is counted, so the grid costs a few passes over each (B, N) batch (B at most
+    ``scoring.chunk_rows``: the parts are (M + 3, B, N) float64)."""
     ws = torch.tensor(grid, dtype=torch.float64, device=device)
     sums, n = torch.zeros(len(grid), dtype=torch.float64), 0
-    for batch in store.iter_batches(batch_size):
+    for batch in store.iter_batches(scoring_batch_size(model, batch_size, model.n_items)):
         batch = batch.to(device)
         logs, tie = model.pool_inputs(model.parts(batch))
         for i, w in enumerate(ws):
             scores = model.pool(logs, tie, w)
-            mrr = metrics_from_counts(*rank_counts(scores, batch.target, masked=True), [20], ties)["MRR@20"]
+            mrr = metrics_from_counts(*rank_counts(scores, batch.target, masked=True, within=20), [20], ties)["MRR@20"]
             sums[i] += mrr.sum().cpu()
         n += batch.size
     return {w: float(v) / max(n, 1) for w, v in zip(grid, sums)}
