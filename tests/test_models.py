@@ -34,7 +34,7 @@ def test_scores_cover_the_catalogue_and_never_padding(planted, name):
     assert (torch.topk(scores, N_ITEMS).indices != 0).all()
 
 
-@pytest.mark.parametrize("check", [c for c in CHECKS if c.startswith("planted_map[")])
+@pytest.mark.parametrize("check", [c for c in CHECKS if c.startswith(("planted_map[", "sampled_planted_map["))])
 def test_neural_model_learns_a_planted_successor_map(tmp_path, check):
     assert_within_bounds(check, CHECKS[check](0, tmp_path))
 

@@ -53,6 +53,7 @@ def main() -> int:
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
     from training_step import synthetic_store
+    from versions import markdown_table
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="eval-bench-") as tmp:
@@ -64,11 +65,9 @@ def main() -> int:
                                    capture_output=True, text=True, check=True, env=dict(os.environ))
                 rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
                 print(rows[-1], flush=True)
-    print("| model | products | test examples | seconds | examples / minute | threads | peak MiB |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['model']} | {r['items']:,} | {r['examples']:,} | {r['seconds']} | {r['examples_per_minute']:,} | "
-              f"{r['threads']} | {r['peak_mib']} |")
+    print(markdown_table(["model", "products", "test examples", "seconds", "examples / minute", "threads", "peak MiB"],
+                         [[r["model"], r["items"], r["examples"], r["seconds"], r["examples_per_minute"], r["threads"],
+                           r["peak_mib"]] for r in rows]))
     if args.output:
         args.output.write_text(json.dumps(rows, indent=1) + "\n")
     return 0

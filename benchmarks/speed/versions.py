@@ -1,5 +1,5 @@
-"""What the side-by-side speed scripts share: an earlier commit's ``src/`` to run against, and one timed run of a
-snippet in a fresh process, with this checkout's library or that commit's."""
+"""What the speed scripts share: an earlier commit's ``src/`` to run against, one timed run of a snippet in a fresh
+process (with this checkout's library or that commit's), and their Markdown tables."""
 
 from __future__ import annotations
 
@@ -49,3 +49,10 @@ def workspace(baseline: str, prefix: str):
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         tmp = Path(tmp)
         yield tmp, baseline_src(baseline, tmp / "baseline")
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table; integers get thousands separators."""
+    cell = lambda v: f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])

@@ -22,16 +22,18 @@ DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 def run(main) -> None:
     """Run a stage's ``main``; a user error, or a full disk, prints one clear line and exits 2
-    (``SESSIONREC_DEBUG=1`` re-raises)."""
+    (``SESSIONREC_DEBUG=1`` re-raises); a non-zero status ``main`` returns is the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        main()
+        code = main()
     except Exception as exc:
         message = user_message(exc)
         if message is None or os.environ.get("SESSIONREC_DEBUG"):
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+    if code:  # a stage that ran others (train under torchrun) exits with their status
+        sys.exit(code)
 
 
 def user_message(exc: BaseException) -> str | None:

@@ -129,6 +129,12 @@ class ModelParams:
     seed: int = _f(42, lo=0)
     num_threads: int = _f(0, lo=0, hi=256, doc="torch CPU threads; 0 = OMP_NUM_THREADS, else the cores free at start")
     refit: bool = _f(True, doc="after the choice on validation, retrain it on train + validation")
+    processes_per_node: int = _f(1, lo=1, hi=1024, doc="data-parallel training processes per machine (torchrun)")
+    nodes: int = _f(1, lo=1, hi=10_000, doc="machines of a data-parallel run (torchrun; see sessionrec.distributed)")
+    loss: str = _f("full", choices=("full", "sampled"), doc="networks' training loss (sessionrec.training.loss)")
+    n_sample: int = _f(2048, lo=1, hi=10_000_000, doc="sampled loss: popularity-sampled negatives per batch")
+    sample_alpha: float = _f(0.5, lo=0.0, hi=1.0, doc="sampled loss: negatives drawn by popularity ** alpha")
+    logq: float = _f(1.0, lo=0.0, hi=10.0, doc="sampled loss: weight of the log-Q correction; 0 = none")
     hybrid_nets: list = _f(["gru4rec", "srgnn", "graph_with_embeddings_and_attention"],
                            doc="hybrid: the networks blended with STAN")
     knn_k: int = _f(100, lo=1, hi=100_000, doc="session-kNN: neighbours")

@@ -286,12 +286,17 @@ class GraphStore:
             time=t(merged["time"][inv].astype(np.int64)),
         )
 
-    def iter_batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, epoch: int = 0):
+    def batch_order(self, batch_size: int, shuffle: bool = False, seed: int = 0, epoch: int = 0):
+        """The example indices of each batch: in store order, or shuffled by ``seed`` and ``epoch``."""
         idx = np.arange(len(self))
         if shuffle:
             idx = np.random.default_rng([seed, epoch]).permutation(idx)
         for i in range(0, len(idx), batch_size):
-            yield self.batch(idx[i:i + batch_size])
+            yield idx[i:i + batch_size]
+
+    def iter_batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, epoch: int = 0):
+        for idx in self.batch_order(batch_size, shuffle, seed, epoch):
+            yield self.batch(idx)
 
 
 def write_split_graphs(parquet: Path, out: Path, targets: str, shard_size: int) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sessionrec import atomic
+from sessionrec import atomic, distributed
 from sessionrec.models import build_model
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,8 @@ class Checkpoint:
         return state
 
     def save(self, state: dict) -> None:
-        save_verified(self.path, {"fingerprint": self.fingerprint, **state})  # a kill keeps the previous one
+        if distributed.is_main():  # every rank holds the same state; one writes it
+            save_verified(self.path, {"fingerprint": self.fingerprint, **state})  # a kill keeps the previous one
 
 
 def save_checkpoint(path, config: dict, state_dict: dict, extra: dict | None = None) -> None:

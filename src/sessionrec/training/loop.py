@@ -1,6 +1,7 @@
 """The one training loop for every neural model (checkpoints: ``training.checkpoint``; scoring: ``scoring``).
 
-``fit`` runs, per epoch: a shuffled pass over the training store (full-catalogue cross-entropy, Adam), a no-grad pass
+``fit`` runs, per epoch: a shuffled pass over the training store (``model.loss``: full-catalogue cross-entropy or a
+sampled softmax, ``training.loss``; Adam), a no-grad pass
 over the validation store (loss and R@K / MRR@K / NDCG@K with the tie rule), one DVCLive step, ReduceLROnPlateau on
 the validation loss when enabled, and early stopping on validation MRR@20 with ``patience``. The best epoch by
 validation MRR@20 is kept as the checkpoint; the test split is never seen here. With a ``Checkpoint``, the whole
@@ -16,15 +17,16 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
+from sessionrec import distributed
 from sessionrec.graphs.store import GraphStore
 from sessionrec.models import COMPOSITE, NETWORK, build_model
 from sessionrec.runtime import pick_device, seed_everything
 from sessionrec.scoring import score_store
 from sessionrec.training.blend import choose_weights
 from sessionrec.training.checkpoint import Checkpoint, rng_state, set_rng_state
+from sessionrec.training.loss import FullSoftmax, make_loss
 
 log = logging.getLogger(__name__)
 SELECT_ON = "MRR@20"
@@ -41,6 +43,10 @@ class TrainConfig:
     seed: int
     top_k: tuple = (1, 5, 10, 20)
     ties: str = "expected"
+    loss: str = "full"  # training.loss: full | sampled
+    n_sample: int = 2048
+    sample_alpha: float = 0.5
+    logq: float = 1.0
 
 
 def validate(model, val: GraphStore, cfg: TrainConfig, device) -> dict:
@@ -74,21 +80,49 @@ def fit_clicks(model, train_events) -> None:
     model.fit_events(train_events["session"], train_events["item"], train_events["ts"])
 
 
-def train_epoch(model, opt, train: GraphStore, cfg: TrainConfig, epoch: int, device) -> float:
-    """One shuffled pass (order from ``seed`` and ``epoch``) of full-catalogue cross-entropy; the mean loss."""
-    model.train()
+class TrainStep(torch.nn.Module):
+    """``model`` and its loss as one module, the unit ``DistributedDataParallel`` wraps (``distributed.wrap``): its
+    forward is the loss of a batch, whatever parts of the model the loss calls (``encode`` and ``score_items`` for the
+    sampled one)."""
+
+    def __init__(self, model, loss_fn):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, batch):
+        return self.loss_fn(self.model, batch)
+
+
+def train_epoch(model, opt, train: GraphStore, cfg: TrainConfig, epoch: int, device, step=None) -> float:
+    """One shuffled pass (order from ``seed`` and ``epoch``) of ``step`` (a ``TrainStep``, possibly wrapped for
+    data-parallel training; default ``model`` with the full-catalogue cross-entropy); the mean loss over every rank's
+    examples. Inside a process group each rank takes its rows ``rank::world`` of every global batch and scales its
+    loss by its share, so the averaged gradient is the global batch's (``sessionrec.distributed``)."""
+    step = step or TrainStep(model, FullSoftmax())
+    step.train()
+    rank, world = distributed.world()
     total, n = 0.0, 0
-    bar = tqdm(train.iter_batches(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
-               total=-(-len(train) // cfg.batch_size), desc=f"epoch {epoch}", leave=False)
-    for batch in bar:
-        batch = batch.to(device)
-        loss = F.cross_entropy(model(batch), batch.target)
+    bar = tqdm(train.batch_order(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
+               total=-(-len(train) // cfg.batch_size), desc=f"epoch {epoch}", leave=False, disable=rank > 0)
+    for idx in bar:
+        if len(idx) < world:  # a last batch too small to give every rank a row: every rank skips it alike
+            continue
+        mine = idx[rank::world]
+        batch = train.batch(mine).to(device)
+        loss = step(batch)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if world == 1 else loss * (len(mine) * world / len(idx))).backward()
         opt.step()
         total += loss.item() * batch.size
         n += batch.size
+    total, n = distributed.all_sum([total, float(n)])
     return total / max(n, 1)
+
+
+def training_loss(model, cfg: TrainConfig, train_events=None):
+    """The loss ``cfg.loss`` for ``model`` (the sampled one counts popularity on ``train_events["item"]``)."""
+    items = None if train_events is None else train_events["item"]
+    return make_loss(cfg.loss, model.n_items, items, cfg.n_sample, cfg.sample_alpha, cfg.logq)
 
 
 def new_model(config: dict, seed: int) -> torch.nn.Module:
@@ -139,6 +173,7 @@ def fit(model, train: GraphStore | None, val: GraphStore, cfg: TrainConfig, live
         log_step(live, row)
         return Fitted(copy.deepcopy(model.state_dict()), 0, metrics, [row], curve)
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    step = distributed.wrap(TrainStep(model, training_loss(model, cfg, train_events)))
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=1) \
         if cfg.use_scheduler else None
     st = {"epoch": 0, "best_score": -1.0, "best_state": None, "best_epoch": 0, "best_metrics": {},
@@ -159,7 +194,7 @@ def fit(model, train: GraphStore | None, val: GraphStore, cfg: TrainConfig, live
         if st["stopped"]:
             break
         t0 = time.time()
-        train_loss = train_epoch(model, opt, train, cfg, epoch, device)
+        train_loss = train_epoch(model, opt, train, cfg, epoch, device, step)
         lr = opt.param_groups[0]["lr"]
         metrics = validate(model, val, cfg, device)
         row = {"train/loss": train_loss, "lr": lr, **{f"val/{k}": v for k, v in metrics.items()}}
@@ -195,11 +230,12 @@ def refit(model, train_and_val: GraphStore | None, cfg: TrainConfig, lrs: list, 
     if model.kind != NETWORK:
         return copy.deepcopy(model.state_dict())
     opt = make_optimizer(model, lrs[0], cfg.weight_decay)
+    step = distributed.wrap(TrainStep(model, training_loss(model, cfg, train_events)))
     for epoch, lr in enumerate(lrs, 1):
         for group in opt.param_groups:
             group["lr"] = lr
         t0 = time.time()
-        loss = train_epoch(model, opt, train_and_val, cfg, epoch, device)
+        loss = train_epoch(model, opt, train_and_val, cfg, epoch, device, step)
         log.info("refit epoch %d/%d on train + val: loss %.4f, lr %g (%.1fs)", epoch, len(lrs), loss, lr,
                  time.time() - t0)
     return copy.deepcopy(model.state_dict())
