@@ -39,12 +39,15 @@ TOLERANCE = {"view_share": 0.01, "code_missing": 0.05, "brand_missing": 0.05, "r
              "top_decile_share": 0.15}
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
+@pytest.fixture(scope="module", params=["per_session", "stream"])
+def generated(request, tmp_path_factory):
+    """A month from each generator: the per-session one (the default run's) and the streamed one (full scale)."""
     cat = synthetic.make_catalogue(n_items=4000, n_categories=150, n_brands=300, seed=3)
-    df = synthetic.generate_month(cat, "2019-10", 5000, seed=4)
     path = tmp_path_factory.mktemp("syn") / "2019-Oct.csv"
-    synthetic.write_month(df, path)
+    if request.param == "stream":
+        synthetic.write_month_streamed(cat, "2019-10", 5000, seed=4, path=path)
+    else:
+        synthetic.write_month(synthetic.generate_month(cat, "2019-10", 5000, seed=4), path)
     return path
 
 
@@ -82,3 +85,17 @@ def test_seeded_and_deterministic(tmp_path):
 def test_too_few_items_is_a_clear_error():
     with pytest.raises(ValueError, match="n_items"):
         synthetic.make_catalogue(10, 20, 5, seed=0)
+
+
+def test_streamed_generator_is_seeded_and_its_chunks_follow_each_other(tmp_path, monkeypatch):
+    """Same seed, same bytes; several chunks (a small ``STREAM_CHUNK``) give distinct sessions and every row."""
+    monkeypatch.setattr(synthetic, "STREAM_CHUNK", 70)
+    cat = synthetic.make_catalogue(200, 20, 30, seed=1)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    rows = synthetic.write_month_streamed(cat, "2019-11", 300, 2, a)
+    synthetic.write_month_streamed(cat, "2019-11", 300, 2, b)
+    assert a.read_bytes() == b.read_bytes()
+    df = pd.read_csv(a)
+    assert len(df) == rows and df.user_session.nunique() == 300
+    assert df.event_time.str.startswith("2019-11").all()
+    assert set(df.product_id) <= set(cat.product_id)

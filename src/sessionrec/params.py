@@ -40,6 +40,8 @@ class SyntheticParams:
     n_categories: int = _f(150, lo=2, doc="category_ids in the synthetic catalogue")
     n_brands: int = _f(300, lo=2, doc="brands in the synthetic catalogue")
     seed: int = _f(42, lo=0, doc="generator seed")
+    stream: bool = _f(False, doc="generate vectorised in chunks straight to disk (full scale); false = the "
+                                 "per-session generator of the default run")
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,12 @@ def _synthetic(params: DataParams, raw_dir: Path, months: list) -> tuple[list, l
     files = []
     for i, month in enumerate(tqdm(months, desc="generate", unit="month")):
         dst = raw_dir / f"{rees46.month_file_stem(month)}.csv"
-        synthetic.write_month(synthetic.generate_month(cat, month, sp.sessions_per_month, sp.seed + 1 + i), dst)
-        files.append((month, f"synthetic(seed={sp.seed})", dst))
+        if sp.stream:
+            with tqdm(desc=f"generate {month}", unit=" rows", unit_scale=True, leave=False) as bar:
+                synthetic.write_month_streamed(cat, month, sp.sessions_per_month, sp.seed + 1 + i, dst, progress=bar)
+        else:
+            synthetic.write_month(synthetic.generate_month(cat, month, sp.sessions_per_month, sp.seed + 1 + i), dst)
+        files.append((month, f"synthetic(seed={sp.seed}{', stream' if sp.stream else ''})", dst))
     return files, []
 
 

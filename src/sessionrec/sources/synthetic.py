@@ -217,3 +217,173 @@ def generate_month(cat: Catalogue, month: str, n_sessions: int, seed: int) -> pd
 
 def write_month(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, float_format="%.2f")
+
+
+# --- the streamed generator: the same walk model, vectorised over whole chunks of sessions, written as it goes ---------
+
+STREAM_CHUNK = 250_000  # sessions per chunk; a constant, so the output depends on the seed alone
+
+
+class _Sampler:
+    """The catalogue as arrays, so a step of every active walk is a handful of numpy operations."""
+
+    def __init__(self, cat: Catalogue):
+        n_cat = len(cat.category_items)
+        self.cat = cat
+        self.order = np.argsort(cat.category, kind="stable")  # products grouped by category
+        sizes = np.bincount(cat.category, minlength=n_cat)
+        self.seg_start = np.r_[0, np.cumsum(sizes)[:-1]]
+        self.seg_end = self.seg_start + sizes - 1
+        cum = np.cumsum(cat.weight[self.order])
+        self.cum = cum
+        self.cum_before = np.r_[0.0, cum][self.seg_start]
+        self.cum_total = cum[self.seg_end] - self.cum_before
+        self.start_cdf = np.cumsum(cat.weight)
+        self.cat_cdf = np.cumsum(cat.category_weight)
+        k = np.array([len(s) for s in cat.successors])
+        width = len(SUCCESSOR_PROBS)
+        self.succ = np.zeros((len(k), width), np.int64)
+        probs = np.zeros((len(k), width))
+        for j in range(width):
+            has = k > j
+            self.succ[has, j] = [cat.successors[i][j] for i in np.flatnonzero(has)]
+            probs[has, j] = SUCCESSOR_PROBS[j]
+        self.succ_cdf = np.cumsum(probs, 1) / probs.sum(1, keepdims=True)
+        self.succ_k = k
+        self.related = np.array([r for r in cat.related])  # (C, <= 3)
+
+    def in_category(self, rng, cats: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+        """A product of each category of ``cats`` by popularity (not ``exclude``'s product, where given)."""
+        out = np.empty(len(cats), np.int64)
+        todo = np.arange(len(cats))
+        while len(todo):
+            c = cats[todo]
+            u = self.cum_before[c] + rng.random(len(todo)) * self.cum_total[c]
+            pos = np.clip(np.searchsorted(self.cum, u, side="right"), self.seg_start[c], self.seg_end[c])
+            out[todo] = self.order[pos]
+            todo = todo[out[todo] == exclude[todo]] if exclude is not None else todo[:0]
+        return out
+
+    def other_category(self, rng, cats: np.ndarray) -> np.ndarray:
+        """A category by row share, other than each of ``cats``."""
+        out = cats.copy()
+        todo = np.arange(len(cats))
+        while len(todo):
+            out[todo] = np.minimum(np.searchsorted(self.cat_cdf, rng.random(len(todo)) * self.cat_cdf[-1]),
+                                   len(self.cat_cdf) - 1)
+            todo = todo[out[todo] == cats[todo]]
+        return out
+
+    def walks(self, rng, lengths: np.ndarray) -> np.ndarray:
+        """Every walk of ``lengths`` concatenated: ``_walk``'s transition model, one step of all walks at a time."""
+        offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+        out = np.empty(int(lengths.sum()), np.int64)
+        cur = np.minimum(np.searchsorted(self.start_cdf, rng.random(len(lengths)) * self.start_cdf[-1]),
+                         len(self.start_cdf) - 1)
+        out[offsets] = cur
+        active = np.arange(len(lengths))
+        for t in range(1, int(lengths.max(initial=1))):
+            keep = lengths[active] > t
+            active, cur = active[keep], cur[keep]
+            if not len(active):
+                break
+            nxt = cur.copy()  # a repeat keeps the product
+            c = self.cat.category[cur]
+            move = rng.random(len(cur)) >= P_REPEAT
+            same = move & (rng.random(len(cur)) < P_SAME_CATEGORY)
+            succ = same & (rng.random(len(cur)) < P_SUCCESSOR)
+            i = np.flatnonzero(succ)
+            j = (self.succ_cdf[cur[i]] < rng.random(len(i))[:, None]).sum(1)
+            nxt[i] = self.succ[cur[i], np.minimum(j, self.succ_k[cur[i]] - 1)]
+            i = np.flatnonzero(same & ~succ)
+            nxt[i] = self.in_category(rng, c[i], exclude=cur[i])
+            i = np.flatnonzero(move & ~same)
+            related = rng.random(len(i)) < P_RELATED_CATEGORY
+            c2 = np.where(related, self.related[c[i], rng.integers(0, self.related.shape[1], len(i))],
+                          self.other_category(rng, c[i]))
+            nxt[i] = self.in_category(rng, c2)
+            out[offsets[active] + t] = nxt
+            cur = nxt
+        return out
+
+
+def _session_ids(rng, n: int) -> list[str]:
+    """``n`` random UUID4 strings."""
+    b = np.frombuffer(rng.bytes(16 * n), np.uint8).reshape(n, 16).copy()
+    b[:, 6] = (b[:, 6] & 0x0F) | 0x40
+    b[:, 8] = (b[:, 8] & 0x3F) | 0x80
+    h = b.tobytes().hex()
+    return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
+            for i in range(0, 32 * n, 32)]
+
+
+def write_month_streamed(cat: Catalogue, month: str, n_sessions: int, seed: int, path: Path, progress=None) -> int:
+    """One month as ``generate_month`` models it, generated ``STREAM_CHUNK`` sessions at a time, vectorised, and
+    appended to the CSV ``path``: memory stays flat whatever ``n_sessions`` (110M rows over two months is
+    ``sessions_per_month: 16000000``). Sessions are taken in order of their start, and each chunk's rows by time,
+    so the file is in time order except where a session runs past the next chunk's first start. Another random
+    stream than ``generate_month``'s (the default run's data is that one's), the same statistics
+    (``tests/test_synthetic.py``). Returns the rows written."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    rng = np.random.default_rng(seed)
+    sampler = _Sampler(cat)
+    y, m = map(int, month.split("-"))
+    start = int(datetime(y, m, 1, tzinfo=timezone.utc).timestamp())
+    span = calendar.monthrange(y, m)[1] * 86400
+    n_users = max(1, int(n_sessions / 1.12))
+    user_ids = rng.choice(np.arange(500_000_000, 600_000_000), n_users, replace=False)
+    session_user = rng.permutation(np.concatenate([np.arange(min(n_users, n_sessions)),
+                                                   rng.integers(0, n_users, max(0, n_sessions - n_users))]))
+    starts = np.sort(start + rng.integers(0, span - 3600, n_sessions))
+    codes = pa.array([x for x in cat.category_code], pa.string())
+    brands = pa.array(cat.brand_names + [None], pa.string())
+    rows = 0
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")  # no value holds a comma or a quote
+    with open(path, "wb") as f, pacsv.CSVWriter(f, pa.schema([(c, t) for c, t in zip(COLUMNS, (
+            pa.string(), pa.string(), pa.int64(), pa.int64(), pa.string(), pa.string(), pa.float64(), pa.int64(),
+            pa.string()))]), write_options=options) as writer:
+        f.write((",".join(COLUMNS) + "\n").encode())  # the upstream header, unquoted
+        for s0 in range(0, n_sessions, STREAM_CHUNK):
+            n = min(STREAM_CHUNK, n_sessions - s0)
+            lengths = np.minimum(np.ceil(np.exp(rng.normal(0.55, 1.0, n))).astype(np.int64), 200)
+            items = sampler.walks(rng, lengths)
+            session = np.repeat(np.arange(n), lengths)
+            # each view, then its cart (and maybe remove_from_cart) or purchase
+            u = rng.random(len(items))
+            cart = u < P_CART
+            remove = cart & (rng.random(len(items)) < P_REMOVE / P_CART)
+            purchase = (u >= P_CART) & (u < P_CART + P_PURCHASE)
+            per_view = 1 + cart + remove + purchase
+            view_of = np.repeat(np.arange(len(items)), per_view)
+            k = np.arange(len(view_of)) - np.repeat(np.cumsum(per_view) - per_view, per_view)  # 0 = the view
+            etype = np.where(k == 0, 0, np.where(k == 2, 3, np.where(cart[view_of], 1, 2)))
+            last = k == per_view[view_of] - 1
+            step = rng.integers(1, 20, len(view_of)) + np.where(last, rng.exponential(45, len(view_of)).astype(np.int64), 0)
+            sess = session[view_of]
+            first_row = np.r_[0, np.flatnonzero(np.diff(sess)) + 1]
+            before = np.cumsum(step) - step
+            t = starts[s0 + sess] + before - np.repeat(before[first_row], np.diff(np.r_[first_row, len(sess)]))
+            keep = t < start + span
+            order = np.argsort(t[keep], kind="stable")
+            item, t, sess, etype = items[view_of][keep][order], t[keep][order], sess[keep][order], etype[keep][order]
+            c = cat.category[item]
+            ids = pa.array(_session_ids(rng, n), pa.string())
+            table = pa.table({
+                "event_time": pc.strftime(pa.array(t.astype("datetime64[s]")), format="%Y-%m-%d %H:%M:%S UTC"),
+                "event_type": pa.array(np.array(["view", "cart", "purchase", "remove_from_cart"])[etype], pa.string()),
+                "product_id": pa.array(cat.product_id[item]),
+                "category_id": pa.array(cat.category_id[c]),
+                "category_code": codes.take(pa.array(c)),
+                "brand": brands.take(pa.array(np.where(cat.brand[item] < 0, len(cat.brand_names), cat.brand[item]))),
+                "price": pa.array(cat.price[item]),
+                "user_id": pa.array(user_ids[session_user[s0 + sess]]),
+                "user_session": ids.take(pa.array(sess)),
+            })
+            writer.write_table(table)
+            rows += table.num_rows
+            if progress is not None:
+                progress.update(table.num_rows)
+    return rows
