@@ -23,13 +23,16 @@ def baseline_src(revision: str, into: Path) -> Path:
     return into / "src"
 
 
-def run_snippet(code: str, args: list, src: Path | None = None, threads: int | None = None) -> dict:
-    """``python -c code *args`` in a fresh process, with ``src`` first on the path (the baseline's library before
-    the installed one) and ``threads`` as ``OMP_NUM_THREADS``; the JSON of its last output line."""
-    env = {**os.environ, **({"PYTHONPATH": str(src)} if src else {}),
+def run_snippet(code: str, args: list, src: Path | None = None, threads: int | None = None, cwd: Path | None = None,
+                env: dict | None = None) -> dict:
+    """``python -c code *args`` in a fresh process (in ``cwd``, with ``env``), with ``src`` first on the path (the
+    baseline's library before the installed one) and ``threads`` as ``OMP_NUM_THREADS``; the JSON of its last output
+    line. A failing snippet raises with its error output."""
+    env = {**(env or os.environ), **({"PYTHONPATH": str(src)} if src else {}),
            **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
-    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env,
-                       check=True)
+    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd)
+    if r.returncode:
+        raise RuntimeError(f"snippet failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 

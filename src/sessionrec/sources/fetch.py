@@ -13,7 +13,10 @@ from tqdm import tqdm
 
 from sessionrec import atomic, paths
 from sessionrec.params import DataParams
-from sessionrec.sources import SOURCES, diginetica, rees46, splits, synthetic
+from sessionrec.sources import SOURCES, rees46
+
+# synthetic, splits and diginetica load pandas (half a second): each is imported where its source is chosen, so a
+# run on the REES46 files starts without it
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ def _rees46_files(sources: list, months: list, raw_dir: Path) -> list:
 
 
 def _synthetic(params: DataParams, raw_dir: Path, months: list) -> tuple[list, list]:
+    from sessionrec.sources import synthetic
+
     sp = params.synthetic
     cat = synthetic.make_catalogue(sp.n_items, sp.n_categories, sp.n_brands, sp.seed)
     files = []
@@ -67,6 +72,8 @@ def _kaggle(params: DataParams, raw_dir: Path, months: list) -> tuple[list, list
 
 def _splits(params: DataParams, raw_dir: Path, months: list) -> tuple[list, list]:
     """The split files, and the REES46 months as side information when ``data.local_dir`` is set."""
+    from sessionrec.sources import splits
+
     split_files = splits.copy_split_files(params.splits_dir, raw_dir / "splits")
     side = rees46.find_local_files(params.local_dir, months) if params.local_dir else []
     return _rees46_files(side, months, raw_dir), [(p, str(Path(params.splits_dir) / p.name)) for p in split_files]
@@ -74,6 +81,8 @@ def _splits(params: DataParams, raw_dir: Path, months: list) -> tuple[list, list
 
 def _diginetica(params: DataParams, raw_dir: Path, months: list) -> tuple[list, list]:
     """The reference SR-GNN preprocessing, written as fixed split files, with the categories as side information."""
+    from sessionrec.sources import diginetica
+
     views = diginetica.find_views(params.local_dir)
     report = diginetica.srgnn_preprocess(views, raw_dir / "splits")
     log.info("diginetica %s: %d rows, %d sessions -> %d train / %d test sessions, %d items", views.name,

@@ -334,7 +334,7 @@ def write_month_streamed(cat: Catalogue, month: str, n_sessions: int, seed: int,
     start = int(datetime(y, m, 1, tzinfo=timezone.utc).timestamp())
     span = calendar.monthrange(y, m)[1] * 86400
     n_users = max(1, int(n_sessions / 1.12))
-    user_ids = rng.choice(np.arange(500_000_000, 600_000_000), n_users, replace=False)
+    user_ids = 500_000_000 + rng.permutation(n_users) * (100_000_000 // n_users)  # distinct, without a 100M range
     session_user = rng.permutation(np.concatenate([np.arange(min(n_users, n_sessions)),
                                                    rng.integers(0, n_users, max(0, n_sessions - n_users))]))
     starts = np.sort(start + rng.integers(0, span - 3600, n_sessions))

@@ -1,0 +1,336 @@
+"""Every speed and memory figure of the project in one run, each against its reference measured side by side, as one
+table and ``metrics/benchmarks.json`` (a key per figure, ratios included).
+
+    python benchmarks/run.py            # the quick size: a few minutes on 2 cores
+    python benchmarks/run.py --full     # larger sizes, and the whole pipeline at full REES46 scale (hours)
+
+Figures (each cell a fresh process; run it alone, the timings assume an otherwise idle machine):
+
+* ``filter_encode``: wall time and peak memory on the real October head repeated to ``rows`` rows, against a bare
+  DuckDB scan of the same file (the parse floor);
+* ``build_graphs``: sessions per second of building a split's graph store (vectorised, one thread), against the
+  original design's 500 sessions/s (a quoted figure, not rerun);
+* ``startup``: seconds of imports before the data stages do any work (torch is never loaded there);
+* ``loader``: the share of a training step (default graph model, 4k products) spent reading and collating batches;
+* ``train``: training examples per second, full softmax and the sampled loss, at 4k and 200k products;
+* ``evaluate``: test examples per minute over the full catalogue at 4k and 200k products;
+* ``scoring``: the full-catalogue scoring matmul's GFLOP/s against this machine's large square matmul (the ceiling);
+* ``pipeline``: ``dvc repro`` stage by stage on a streamed synthetic REES46 (a small one by default; with ``--full``
+  110M rows over two months and 200k products), each stage's wall time and peak memory (its processes' largest RSS).
+
+The quick run is also the CI smoke test of this script (``tests/test_benchmarks_run.py``, at a smaller size still).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEED = ROOT / "benchmarks" / "speed"
+sys.path.insert(0, str(SPEED))
+from versions import markdown_table, run_snippet  # noqa: E402
+
+SIZES = {  # quick / full: what each figure runs on
+    "smoke": {"fe_rows": 20_000, "graph_sessions": 5_000, "store_sessions": 200, "items": [4000, 200_000],
+              "pipeline": {"sessions_per_month": 2_000, "n_items": 2_000, "n_categories": 40, "n_brands": 100}},
+    "quick": {"fe_rows": 300_000, "graph_sessions": 100_000, "store_sessions": 1500, "items": [4000, 200_000],
+              "pipeline": {"sessions_per_month": 60_000, "n_items": 20_000, "n_categories": 300, "n_brands": 800}},
+    "full": {"fe_rows": 5_000_000, "graph_sessions": 1_000_000, "store_sessions": 6000, "items": [4000, 200_000],
+             "pipeline": {"sessions_per_month": 16_000_000, "n_items": 200_000, "n_categories": 1000,
+                          "n_brands": 3000}},
+}
+# The pipeline run's params (README "Benchmarks"): two months, the streamed generator, every network one epoch with the
+# sampled loss (a 200k-product softmax is a matter of time, not memory), no refit; everything else as params.yaml.
+PIPELINE = {"data": {"start_month": "2019-10", "end_month": "2019-11", "synthetic": {"stream": True}},
+            "model": {"epochs": 1, "refit": False, "loss": "sampled"},
+            "filter_encode": {"memory_limit": "8GB"}}
+STAGES = ("download", "filter_encode", "split", "build_graphs", "train", "evaluate")
+
+
+def speed_module(name: str):
+    """``benchmarks/speed/NAME.py`` as a module (its helpers and snippets)."""
+    spec = importlib.util.spec_from_file_location(f"speed_{name}", SPEED / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def filter_encode(size: dict, tmp: Path) -> dict:
+    fe = speed_module("filter_encode")
+    csv = tmp / "fe" / "2019-Oct.csv"
+    csv.parent.mkdir()
+    fe.make_input(csv, size["fe_rows"])
+    scan = run_snippet(fe.SCAN, [csv, tmp / "scan"])
+    now = run_snippet(fe.RUN, [csv, tmp / "fe-out"])
+    return {"rows": size["fe_rows"], "seconds": round(now["seconds"], 2), "peak_mib": round(now["peak_mib"]),
+            "scan_seconds": round(scan["seconds"], 2), "over_scan": round(now["seconds"] / scan["seconds"], 1),
+            "rows_per_second": round(size["fe_rows"] / now["seconds"])}
+
+
+def build_graphs(size: dict, tmp: Path) -> dict:
+    bg = speed_module("build_graphs")
+    parquet = tmp / "train.parquet"
+    bg.make_split(parquet, size["graph_sessions"])
+    r = run_snippet(bg.RUN, [parquet, tmp / "graphs.lmdb"], threads=1)
+    rate = size["graph_sessions"] / r["seconds"]
+    return {"sessions": size["graph_sessions"], "sessions_per_second": round(rate), "peak_mib": round(r["peak_mib"]),
+            "over_original_500": round(rate / 500, 1)}
+
+
+STARTUP = """
+import importlib, json, sys, time
+sys.path.insert(0, "src")
+t0 = time.perf_counter()
+importlib.import_module(sys.argv[1])
+print(json.dumps({"seconds": time.perf_counter() - t0, "torch": "torch" in sys.modules}))
+"""
+
+
+def startup() -> dict:
+    out = {}
+    for stage in STAGES[:4]:
+        r = run_snippet(STARTUP, [stage], cwd=ROOT)
+        out[stage] = {"import_seconds": round(r["seconds"], 2), "torch_loaded": r["torch"]}
+    return out
+
+
+LOADER = """
+import json, sys, time
+sys.path.insert(0, {speed!r})
+from pathlib import Path
+import torch
+from training_step import KNOBS, synthetic_store
+from sessionrec.models import build_model
+from sessionrec.models.registry import model_config
+from sessionrec.training.loop import TrainStep, make_optimizer
+from sessionrec.training.loss import FullSoftmax
+store = synthetic_store(Path(sys.argv[1]), int(sys.argv[2]), 4000)
+torch.manual_seed(0)
+model = build_model(model_config("graph_with_embeddings_and_attention", 4000, KNOBS)).train()
+step, opt = TrainStep(model, FullSoftmax()), make_optimizer(model, 1e-3, 1e-5)
+load = total = 0.0
+for epoch in (0, 1):  # the first pass warms up; the second is measured
+    load = total = 0.0
+    for idx in store.batch_order(128, shuffle=True, seed=0, epoch=epoch):
+        t0 = time.perf_counter()
+        batch = store.batch(idx)
+        t1 = time.perf_counter()
+        loss = step(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        load, total = load + t1 - t0, total + time.perf_counter() - t0
+print(json.dumps({{"load_seconds": load, "step_seconds": total, "examples": len(store)}}))
+"""
+
+
+def loader(size: dict, tmp: Path) -> dict:
+    r = run_snippet(LOADER.format(speed=str(SPEED)), [tmp / "loader.lmdb", size["store_sessions"] * 2])
+    return {"share_of_step": round(r["load_seconds"] / r["step_seconds"], 3),
+            "examples_per_second": round(r["examples"] / r["step_seconds"])}
+
+
+def train(size: dict, tmp: Path) -> dict:
+    sl, ts = speed_module("sampled_loss"), speed_module("training_step")
+    out = {}
+    for n_items in size["items"]:
+        store = tmp / f"train-{n_items}.lmdb"
+        ts.synthetic_store(store, size["store_sessions"], n_items).close()
+        for name in sl.MODELS:
+            rate = {loss: run_snippet(sl.SPEED.format(here=str(SPEED)), [store, name, n_items, loss])
+                    ["examples_per_second"] for loss in ("full", "sampled")}
+            out[f"{name}.{n_items}"] = {"full_examples_per_second": rate["full"],
+                                        "sampled_examples_per_second": rate["sampled"],
+                                        "sampled_over_full": round(rate["sampled"] / rate["full"], 2)}
+    return out
+
+
+def evaluate(size: dict, tmp: Path) -> dict:
+    ev, ts = speed_module("evaluate"), speed_module("training_step")
+    out = {}
+    for n_items in size["items"]:
+        store = tmp / f"test-{n_items}.lmdb"
+        ts.synthetic_store(store, size["store_sessions"], n_items, seed=1).close()
+        for name in ("gru4rec", "graph_with_embeddings_and_attention"):
+            r = run_snippet(ev.RUN.format(here=str(SPEED)), [store, name, n_items])
+            out[f"{name}.{n_items}"] = {"examples_per_minute": r["examples_per_minute"], "peak_mib": round(r["peak_mib"])}
+    return out
+
+
+SCORING = """
+import json, time, torch
+from sessionrec.models import build_model
+from sessionrec.models.registry import model_config
+def rate(f, flops, n=5):
+    f()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        f()
+    return flops * n / (time.perf_counter() - t0) / 1e9
+a = torch.randn(2048, 2048)
+ceiling = rate(lambda: a @ a, 2 * 2048 ** 3)
+N, B = 200_000, 256
+model = build_model(model_config("srgnn", N, {"hidden_dim": 64, "num_iterations": 1, "dropout_rate": 0.0})).eval()
+h, buf = torch.randn(B, 64), torch.empty(B, N)
+with torch.no_grad():
+    scoring = rate(lambda: model.score(h, out=buf), 2 * B * 64 * N)
+print(json.dumps({"ceiling_gflops": ceiling, "scoring_gflops": scoring, "threads": torch.get_num_threads()}))
+"""
+
+
+def scoring() -> dict:
+    r = run_snippet(SCORING, [])
+    return {"ceiling_gflops": round(r["ceiling_gflops"], 1), "scoring_gflops": round(r["scoring_gflops"], 1),
+            "share_of_ceiling": round(r["scoring_gflops"] / r["ceiling_gflops"], 2), "threads": r["threads"]}
+
+
+MEASURED = """
+import json, resource, subprocess, sys, time
+t0 = time.perf_counter()
+rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
+print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t0,
+                  "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+
+def pipeline(size: dict, tmp: Path) -> dict:
+    """Every stage of ``dvc.yaml`` in a throwaway copy of the project with ``PIPELINE`` and the size's generator
+    knobs, one ``dvc repro --single-item`` each, timed, with the peak RSS of the stage's processes."""
+    import yaml
+
+    proj = tmp / "pipeline"
+    proj.mkdir()
+    shutil.copytree(ROOT / "src", proj / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", proj)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    overrides = json.loads(json.dumps(PIPELINE))
+    overrides["data"]["synthetic"].update(size["pipeline"])
+    for section, knobs in overrides.items():
+        for k, v in knobs.items():
+            params[section][k] = {**params[section][k], **v} if isinstance(v, dict) else v
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
+           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+    env["PATH"] = f"{os.path.dirname(sys.executable)}:{env['PATH']}"
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "b"]):
+        subprocess.run(cmd, cwd=proj, env=env, check=True, capture_output=True)
+    out = {}
+    for stage in STAGES:
+        r = run_snippet(MEASURED, ["dvc", "repro", "--single-item", stage], cwd=proj, env=env)
+        if r["rc"]:
+            raise RuntimeError(f"pipeline: `dvc repro --single-item {stage}` failed in {proj} (exit {r['rc']})")
+        out[stage] = {"seconds": round(r["seconds"], 1), "peak_mib": round(r["peak_mib"])}
+        print(f"pipeline {stage}: {out[stage]}", flush=True)
+    report = json.loads((proj / "metrics" / "data_report.json").read_text())
+    test = json.loads((proj / "metrics" / "test.json").read_text())
+    out["data"] = {"rows_read": report["rows_read"], "rows_kept": report["rows_kept"],
+                   "sessions": report["sessions"], "items": report["items"], "test_examples": test["examples"],
+                   "test_R@20": test["R@20"], "test_MRR@20": test["MRR@20"]}
+    return out
+
+
+def flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def table(results: dict) -> str:
+    """The summary: one row per figure, with its reference and the ratio."""
+    rows = []
+    if "filter_encode" in results:
+        fe = results["filter_encode"]
+        rows.append([f"filter_encode, {fe['rows']:,} rows", f"{fe['seconds']} s, {fe['peak_mib']:,} MiB peak",
+                     f"DuckDB scan {fe['scan_seconds']} s", f"{fe['over_scan']}x the scan"])
+    if "build_graphs" in results:
+        bg = results["build_graphs"]
+        rows.append([f"build_graphs, {bg['sessions']:,} sessions, 1 thread",
+                     f"{bg['sessions_per_second']:,} sessions/s", "original design 500 sessions/s (quoted)",
+                     f"{bg['over_original_500']}x"])
+    if "startup" in results:
+        slowest = max(results["startup"].items(), key=lambda kv: kv[1]["import_seconds"])
+        torch = any(s["torch_loaded"] for s in results["startup"].values())
+        rows.append(["data stages' start-up (imports)", f"at most {slowest[1]['import_seconds']} s ({slowest[0]})",
+                     "target 1 s, no torch", "torch loaded" if torch else "no torch"])
+    if "loader" in results:
+        rows.append(["loader, default graph model, batch 128", f"{results['loader']['share_of_step']:.1%} of a step",
+                     "target under 10%", ""])
+    for key, r in results.get("train", {}).items():
+        name, n = key.rsplit(".", 1)
+        rows.append([f"train {name}, {int(n):,} products", f"sampled {r['sampled_examples_per_second']:,} examples/s",
+                     f"full softmax {r['full_examples_per_second']:,}", f"{r['sampled_over_full']}x"])
+    for key, r in results.get("evaluate", {}).items():
+        name, n = key.rsplit(".", 1)
+        big = int(n) >= 200_000
+        rows.append([f"evaluate {name}, {int(n):,} products", f"{r['examples_per_minute']:,} examples/min",
+                     "target 100,000 examples/min" if big else "",
+                     f"{r['examples_per_minute'] / 100_000:.2f}x the target" if big else ""])
+    if "scoring" in results:
+        sc = results["scoring"]
+        rows.append([f"scoring matmul, 200k products ({sc['threads']} threads)", f"{sc['scoring_gflops']} GFLOP/s",
+                     f"2048² matmul {sc['ceiling_gflops']} GFLOP/s", f"{sc['share_of_ceiling']:.0%} of the ceiling"])
+    for stage, r in results.get("pipeline", {}).items():
+        if stage != "data":
+            rows.append([f"pipeline {stage}", f"{r['seconds']} s, {r['peak_mib']:,} MiB peak",
+                         "target: peak under 16 GiB", f"{r['peak_mib'] / 16384:.2f}x the cap"])
+    return markdown_table(["figure", "measured", "reference", "ratio"], rows)
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return {"commit": commit.stdout.strip() or "unknown", "cpu": cpu, "cores": os.cpu_count(),
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--full", action="store_true", help="larger sizes and the full-scale pipeline (hours)")
+    group.add_argument("--smoke", action="store_true", help="the smallest sizes: checks that every figure runs")
+    ap.add_argument("--output", type=Path, default=ROOT / "metrics" / "benchmarks.json")
+    ap.add_argument("--skip", nargs="*", default=[], help="figures to leave out, e.g. pipeline")
+    args = ap.parse_args()
+    size_name = "full" if args.full else "smoke" if args.smoke else "quick"
+    size = SIZES[size_name]
+    results, t0 = {}, time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="benchmarks-") as tmp:
+        tmp = Path(tmp)
+        for name, fn in (("filter_encode", lambda: filter_encode(size, tmp)),
+                         ("build_graphs", lambda: build_graphs(size, tmp)), ("startup", startup),
+                         ("loader", lambda: loader(size, tmp)), ("train", lambda: train(size, tmp)),
+                         ("evaluate", lambda: evaluate(size, tmp)), ("scoring", scoring),
+                         ("pipeline", lambda: pipeline(size, tmp))):
+            if name in args.skip:
+                continue
+            print(f"{name} ...", flush=True)
+            results[name] = fn()
+            print(f"{name}: {results[name]}", flush=True)
+    text = table(results)
+    print(text)
+    out = {"size": size_name, "seconds": round(time.perf_counter() - t0), "machine": machine(), **flat(results)}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"benchmarks ({size_name}): {len(out) - 3} figures in {out['seconds']} s -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""``python benchmarks/run.py`` at its smallest size: every figure runs and lands in the JSON with its reference and
+ratio. No timing is asserted (timings belong to the benchmark, not to tests)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.slow
+def test_benchmark_runner_measures_every_figure(tmp_path):
+    out = tmp_path / "benchmarks.json"
+    r = subprocess.run([sys.executable, "benchmarks/run.py", "--smoke", "--output", str(out)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "| figure | measured | reference | ratio |" in r.stdout
+    b = json.loads(out.read_text())
+    assert b["size"] == "smoke" and b["machine"]["torch"]
+    for key in ("filter_encode.over_scan", "build_graphs.over_original_500", "loader.share_of_step",
+                "scoring.share_of_ceiling", "train.gru4rec.200000.sampled_over_full",
+                "evaluate.graph_with_embeddings_and_attention.200000.examples_per_minute"):
+        assert b[key] > 0, key
+    assert 0 < b["loader.share_of_step"] < 1
+    assert not any(v for k, v in b.items() if k.endswith("torch_loaded"))  # the data stages start without torch
+    for stage in ("download", "filter_encode", "split", "build_graphs", "train", "evaluate"):
+        assert b[f"pipeline.{stage}.seconds"] > 0 and b[f"pipeline.{stage}.peak_mib"] > 0
+    assert b["pipeline.data.rows_read"] > b["pipeline.data.rows_kept"] > 0 and b["pipeline.data.test_examples"] > 0
