@@ -278,16 +278,20 @@ def table(results: dict) -> str:
     if "loader" in results:
         rows.append(["loader, default graph model, batch 128", f"{results['loader']['share_of_step']:.1%} of a step",
                      "target under 10%", ""])
-    for key, r in results.get("train", {}).items():
-        name, n = key.rsplit(".", 1)
-        rows.append([f"train {name}, {int(n):,} products", f"sampled {r['sampled_examples_per_second']:,} examples/s",
-                     f"full softmax {r['full_examples_per_second']:,}", f"{r['sampled_over_full']}x"])
-    for key, r in results.get("evaluate", {}).items():
-        name, n = key.rsplit(".", 1)
-        big = int(n) >= 200_000
-        rows.append([f"evaluate {name}, {int(n):,} products", f"{r['examples_per_minute']:,} examples/min",
-                     "target 100,000 examples/min" if big else "",
-                     f"{r['examples_per_minute'] / 100_000:.2f}x the target" if big else ""])
+    short = {"gru4rec": "GRU4Rec", "graph_with_embeddings_and_attention": "GNN+attention"}
+    for n in sorted({int(k.rsplit(".", 1)[1]) for k in results.get("train", {})}):
+        cells = {name: r for key, r in results["train"].items() for name, m in [key.rsplit(".", 1)] if int(m) == n}
+        rows.append([f"train, {n:,} products: sampled loss, examples/s",
+                     ", ".join(f"{short.get(k, k)} {r['sampled_examples_per_second']:,}" for k, r in cells.items()),
+                     "full softmax: " + ", ".join(f"{r['full_examples_per_second']:,}" for r in cells.values()),
+                     " / ".join(f"{r['sampled_over_full']}x" for r in cells.values())])
+    for n in sorted({int(k.rsplit(".", 1)[1]) for k in results.get("evaluate", {})}):
+        cells = {name: r for key, r in results["evaluate"].items() for name, m in [key.rsplit(".", 1)] if int(m) == n}
+        worst = min(r["examples_per_minute"] for r in cells.values())
+        rows.append([f"evaluate, {n:,} products: test examples/min",
+                     ", ".join(f"{short.get(k, k)} {r['examples_per_minute']:,}" for k, r in cells.items()),
+                     "target 100,000" if n >= 200_000 else "",
+                     f"{worst / 100_000:.2f}x the target" if n >= 200_000 else ""])
     if "scoring" in results:
         sc = results["scoring"]
         rows.append([f"scoring matmul, 200k products ({sc['threads']} threads)", f"{sc['scoring_gflops']} GFLOP/s",
@@ -297,6 +301,20 @@ def table(results: dict) -> str:
             rows.append([f"pipeline {stage}", f"{r['seconds']} s, {r['peak_mib']:,} MiB peak",
                          "target: peak under 16 GiB", f"{r['peak_mib'] / 16384:.2f}x the cap"])
     return markdown_table(["figure", "measured", "reference", "ratio"], rows)
+
+
+def write_readme(size_name: str, text: str, out: dict) -> None:
+    """README.md's block for this size: the table and the line saying how, where and at which commit it was made."""
+    readme = ROOT / "README.md"
+    start, end = f"<!-- benchmarks:{size_name} -->", f"<!-- /benchmarks:{size_name} -->"
+    body = readme.read_text()
+    if start not in body or end not in body:
+        raise SystemExit(f"README.md has no {start} ... {end} block to write")
+    m = out["machine"]
+    how = (f"`python benchmarks/run.py{' --' + size_name if size_name != 'quick' else ''}` at commit `{m['commit']}`; "
+           f"{m['cores']}-core {m['cpu']}, torch {m['torch']}; {out['seconds'] // 60} min {out['seconds'] % 60} s.")
+    head, rest = body.split(start, 1)
+    readme.write_text(f"{head}{start}\n{text}\n\n{how}\n{end}{rest.split(end, 1)[1]}")
 
 
 def machine() -> dict:
@@ -316,11 +334,17 @@ def main() -> int:
     group.add_argument("--smoke", action="store_true", help="the smallest sizes: checks that every figure runs")
     ap.add_argument("--output", type=Path, default=ROOT / "metrics" / "benchmarks.json")
     ap.add_argument("--skip", nargs="*", default=[], help="figures to leave out, e.g. pipeline")
+    ap.add_argument("--sessions-per-month", type=int, help="the pipeline's size instead of the size's own "
+                    "(data.synthetic.sessions_per_month; about 3.4 rows a session)")
+    ap.add_argument("--readme", action="store_true",
+                    help="also write the table into README.md between its <!-- benchmarks:SIZE --> markers")
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES,
                     help="the pipeline's stages to run, in order (each needs the ones before it)")
     args = ap.parse_args()
     size_name = "full" if args.full else "smoke" if args.smoke else "quick"
     size = SIZES[size_name]
+    if args.sessions_per_month:
+        size = {**size, "pipeline": {**size["pipeline"], "sessions_per_month": args.sessions_per_month}}
     results, t0 = {}, time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="benchmarks-") as tmp:
         tmp = Path(tmp)
@@ -339,6 +363,9 @@ def main() -> int:
     out = {"size": size_name, "seconds": round(time.perf_counter() - t0), "machine": machine(), **flat(results)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=1) + "\n")
+    if args.readme:  # the quick block leaves out its small pipeline (the full block is the pipeline at scale)
+        shown = {k: v for k, v in results.items() if size_name == "full" or k != "pipeline"}
+        write_readme(size_name, table(shown), out)
     print(f"benchmarks ({size_name}): {len(out) - 3} figures in {out['seconds']} s -> {args.output}")
     return 0
 
