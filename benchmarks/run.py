@@ -44,7 +44,7 @@ SIZES = {  # quick / full: what each figure runs on
     "smoke": {"fe_rows": 20_000, "graph_sessions": 5_000, "store_sessions": 200, "items": [4000, 200_000],
               "pipeline": {"sessions_per_month": 2_000, "n_items": 2_000, "n_categories": 40, "n_brands": 100}},
     "quick": {"fe_rows": 300_000, "graph_sessions": 100_000, "store_sessions": 1500, "items": [4000, 200_000],
-              "pipeline": {"sessions_per_month": 60_000, "n_items": 20_000, "n_categories": 300, "n_brands": 800}},
+              "pipeline": {"sessions_per_month": 15_000, "n_items": 5_000, "n_categories": 150, "n_brands": 300}},
     "full": {"fe_rows": 5_000_000, "graph_sessions": 1_000_000, "store_sessions": 6000, "items": [4000, 200_000],
              "pipeline": {"sessions_per_month": 16_000_000, "n_items": 200_000, "n_categories": 1000,
                           "n_brands": 3000}},
@@ -149,7 +149,7 @@ def train(size: dict, tmp: Path) -> dict:
         for name in sl.MODELS:
             rate = {loss: run_snippet(sl.SPEED.format(here=str(SPEED)), [store, name, n_items, loss])
                     ["examples_per_second"] for loss in ("full", "sampled")}
-            out[f"{name}.{n_items}"] = {"full_examples_per_second": rate["full"],
+            out[f"{name}@{n_items}"] = {"full_examples_per_second": rate["full"],
                                         "sampled_examples_per_second": rate["sampled"],
                                         "sampled_over_full": round(rate["sampled"] / rate["full"], 2)}
     return out
@@ -163,7 +163,7 @@ def evaluate(size: dict, tmp: Path) -> dict:
         ts.synthetic_store(store, size["store_sessions"], n_items, seed=1).close()
         for name in ("gru4rec", "graph_with_embeddings_and_attention"):
             r = run_snippet(ev.RUN.format(here=str(SPEED)), [store, name, n_items])
-            out[f"{name}.{n_items}"] = {"examples_per_minute": r["examples_per_minute"], "peak_mib": round(r["peak_mib"])}
+            out[f"{name}@{n_items}"] = {"examples_per_minute": r["examples_per_minute"], "peak_mib": round(r["peak_mib"])}
     return out
 
 
@@ -228,11 +228,17 @@ def pipeline(size: dict, tmp: Path, stages=STAGES) -> dict:
     out = {}
     for stage in stages:
         r = run_snippet(MEASURED, ["dvc", "repro", "--single-item", stage], cwd=proj, env=env)
-        if r["rc"]:
-            raise RuntimeError(f"pipeline: `dvc repro --single-item {stage}` failed in {proj} (exit {r['rc']})")
         out[stage] = {"seconds": round(r["seconds"], 1), "peak_mib": round(r["peak_mib"])}
         print(f"pipeline {stage}: {out[stage]}", flush=True)
+        if r["rc"]:  # e.g. out of memory: the figures so far are kept, the failure is one of them
+            out[stage]["failed_exit_code"] = r["rc"]
+            print(f"pipeline: `dvc repro --single-item {stage}` failed (exit {r['rc']}); stages after it not run",
+                  flush=True)
+            stages = stages[:stages.index(stage) + 1]
+            break
     data = {}
+    ok = [st for st in stages if "failed_exit_code" not in out.get(st, {})]
+    stages = ok
     if "filter_encode" in stages:
         report = json.loads((proj / "metrics" / "data_report.json").read_text())
         data.update(rows_read=report["rows_read"], rows_kept=report["rows_kept"], sessions=report["sessions"],
@@ -245,6 +251,20 @@ def pipeline(size: dict, tmp: Path, stages=STAGES) -> dict:
         test = json.loads((proj / "metrics" / "test.json").read_text())
         data.update({"test_examples": test["examples"], "test_R@20": test["R@20"], "test_MRR@20": test["MRR@20"]})
     out["data"] = data
+    return out
+
+
+def nested(flat_results: dict) -> dict:
+    """``flat``'s inverse for the figures (the keys hold no other dots)."""
+    out: dict = {}
+    for key, v in flat_results.items():
+        if key in ("size", "command", "seconds", "machine"):
+            continue
+        *path, last = key.split(".")
+        cur = out
+        for part in path:
+            cur = cur.setdefault(part, {})
+        cur[last] = v
     return out
 
 
@@ -279,14 +299,14 @@ def table(results: dict) -> str:
         rows.append(["loader, default graph model, batch 128", f"{results['loader']['share_of_step']:.1%} of a step",
                      "target under 10%", ""])
     short = {"gru4rec": "GRU4Rec", "graph_with_embeddings_and_attention": "GNN+attention"}
-    for n in sorted({int(k.rsplit(".", 1)[1]) for k in results.get("train", {})}):
-        cells = {name: r for key, r in results["train"].items() for name, m in [key.rsplit(".", 1)] if int(m) == n}
+    for n in sorted({int(k.split("@")[1]) for k in results.get("train", {})}):
+        cells = {name: r for key, r in results["train"].items() for name, m in [key.split("@")] if int(m) == n}
         rows.append([f"train, {n:,} products: sampled loss, examples/s",
                      ", ".join(f"{short.get(k, k)} {r['sampled_examples_per_second']:,}" for k, r in cells.items()),
                      "full softmax: " + ", ".join(f"{r['full_examples_per_second']:,}" for r in cells.values()),
                      " / ".join(f"{r['sampled_over_full']}x" for r in cells.values())])
-    for n in sorted({int(k.rsplit(".", 1)[1]) for k in results.get("evaluate", {})}):
-        cells = {name: r for key, r in results["evaluate"].items() for name, m in [key.rsplit(".", 1)] if int(m) == n}
+    for n in sorted({int(k.split("@")[1]) for k in results.get("evaluate", {})}):
+        cells = {name: r for key, r in results["evaluate"].items() for name, m in [key.split("@")] if int(m) == n}
         worst = min(r["examples_per_minute"] for r in cells.values())
         rows.append([f"evaluate, {n:,} products: test examples/min",
                      ", ".join(f"{short.get(k, k)} {r['examples_per_minute']:,}" for k, r in cells.items()),
@@ -311,8 +331,10 @@ def write_readme(size_name: str, text: str, out: dict) -> None:
     if start not in body or end not in body:
         raise SystemExit(f"README.md has no {start} ... {end} block to write")
     m = out["machine"]
-    how = (f"`python benchmarks/run.py{' --' + size_name if size_name != 'quick' else ''}` at commit `{m['commit']}`; "
-           f"{m['cores']}-core {m['cpu']}, torch {m['torch']}; {out['seconds'] // 60} min {out['seconds'] % 60} s.")
+    command = out.get("command", f"python benchmarks/run.py --{size_name}").replace(" --readme", "")
+    command = command.split(" --output")[0]
+    how = (f"`{command}` at commit `{m['commit']}`; {m['cores']}-core {m['cpu']}, torch {m['torch']}; "
+           f"{out['seconds'] // 60} min {out['seconds'] % 60} s.")
     head, rest = body.split(start, 1)
     readme.write_text(f"{head}{start}\n{text}\n\n{how}\n{end}{rest.split(end, 1)[1]}")
 
@@ -340,7 +362,18 @@ def main() -> int:
                     help="also write the table into README.md between its <!-- benchmarks:SIZE --> markers")
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES,
                     help="the pipeline's stages to run, in order (each needs the ones before it)")
+    ap.add_argument("--render", type=Path, help="no measuring: print (and with --readme write) the table of an "
+                    "earlier run's JSON")
     args = ap.parse_args()
+    if args.render:
+        out = json.loads(args.render.read_text())
+        results = nested({k: v for k, v in out.items() if not k.startswith("machine.")})
+        out["machine"] = {k.split(".", 1)[1]: v for k, v in out.items() if k.startswith("machine.")} or out.get("machine")
+        print(table(results))
+        if args.readme:
+            write_readme(out["size"], table({k: v for k, v in results.items() if out["size"] == "full"
+                                             or k != "pipeline"}), out)
+        return 0
     size_name = "full" if args.full else "smoke" if args.smoke else "quick"
     size = SIZES[size_name]
     if args.sessions_per_month:
@@ -360,13 +393,14 @@ def main() -> int:
             print(f"{name}: {results[name]}", flush=True)
     text = table(results)
     print(text)
-    out = {"size": size_name, "seconds": round(time.perf_counter() - t0), "machine": machine(), **flat(results)}
+    out = {"size": size_name, "command": " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]),
+           "seconds": round(time.perf_counter() - t0), "machine": machine(), **flat(results)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=1) + "\n")
     if args.readme:  # the quick block leaves out its small pipeline (the full block is the pipeline at scale)
         shown = {k: v for k, v in results.items() if size_name == "full" or k != "pipeline"}
         write_readme(size_name, table(shown), out)
-    print(f"benchmarks ({size_name}): {len(out) - 3} figures in {out['seconds']} s -> {args.output}")
+    print(f"benchmarks ({size_name}): {len(out) - 4} figures in {out['seconds']} s -> {args.output}")
     return 0
 
 

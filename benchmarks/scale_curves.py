@@ -1,4 +1,5 @@
-"""docs/img/scale.png: each pipeline stage's wall time and peak memory against the rows read, from the committed
+"""docs/img/scale.png and the table of docs/scale.md: each pipeline stage's wall time and peak memory against the rows
+read, from the committed
 ``benchmarks/results/scale-*.json`` (each written by ``python benchmarks/run.py --full --skip ... --sessions-per-month
 N --output benchmarks/results/scale-N.json``, see docs/scale.md).
 
@@ -18,6 +19,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("download", "filter_encode", "split", "build_graphs", "train", "evaluate")
+
+
+def scale_table(runs: list) -> str:
+    """One row per run: its size, then each stage's seconds and peak GiB."""
+    stages = [st for st in STAGES if any(f"pipeline.{st}.seconds" in r for r in runs)]
+    head = ["rows read", "rows kept", "sessions", "training examples",
+            *(f"{st} s / GiB" for st in stages)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        cells = [f"{r['pipeline.data.rows_read']:,}", f"{r['pipeline.data.rows_kept']:,}",
+                 f"{r['pipeline.data.sessions']:,}", f"{r['pipeline.data.graph_examples.train']:,}"]
+        cells += [f"{r[f'pipeline.{st}.seconds']:.0f} / {r[f'pipeline.{st}.peak_mib'] / 1024:.1f}"
+                  if f"pipeline.{st}.seconds" in r else "" for st in stages]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -42,13 +58,20 @@ def main() -> int:
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
     ax_t.legend(fontsize=8)
+    ax_m.legend(fontsize=8)
     m = runs[-1]["machine"]
     fig.suptitle(f"pipeline cost by input size: commit {m['commit']}, {m['cores']}-core {m['cpu']}, "
                  f"torch {m['torch']}", fontsize=9)
     fig.tight_layout()
     out = ROOT / "docs" / "img" / "scale.png"
     fig.savefig(out, dpi=110)
-    print(f"scale_curves: {len(runs)} runs -> {out}")
+    doc = ROOT / "docs" / "scale.md"
+    start, end = "<!-- scale-table -->", "<!-- /scale-table -->"
+    text = doc.read_text()
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        doc.write_text(f"{head}{start}\n{scale_table(runs)}\n{end}{rest.split(end, 1)[1]}")
+    print(f"scale_curves: {len(runs)} runs -> {out}, {doc}")
     return 0
 
 

@@ -4,7 +4,8 @@ default threads), and with ``--quality`` what it costs in validation quality on 
 (``dvc repro`` first: the networks trained and chosen on validation exactly as the train stage does, no refit,
 the test split untouched).
 
-    python benchmarks/speed/sampled_loss.py [--sessions 3000] [--items 4000 200000] [--quality] [--output F.json]
+    python benchmarks/speed/sampled_loss.py [--sessions 3000] [--items 4000 200000] [--quality [--no-speed]]
+                                            [--output F.json]
 
 Not a test: run it alone.
 """
@@ -56,9 +57,9 @@ from sessionrec.training.run import train_and_choose, with_model
 params = load_params(paths.PARAMS)
 set_threads(params.model.num_threads)
 t = train_and_choose(with_model(params, name=sys.argv[1], loss=sys.argv[2], refit=False))
-print(json.dumps({{"model": sys.argv[1], "loss": sys.argv[2], "best_epoch": t.best_epoch,
+print(json.dumps({"model": sys.argv[1], "loss": sys.argv[2], "best_epoch": t.best_epoch,
                   "seconds": round(t.seconds, 1), "val_R@20": round(t.val["R@20"], 4),
-                  "val_MRR@20": round(t.val["MRR@20"], 4)}}))
+                  "val_MRR@20": round(t.val["MRR@20"], 4)}))
 """
 
 
@@ -98,14 +99,16 @@ def main() -> int:
     ap.add_argument("--sessions", type=int, default=3000)
     ap.add_argument("--items", type=int, nargs="+", default=[4000, 200_000])
     ap.add_argument("--quality", action="store_true", help="also train both losses on this checkout's pipeline data")
+    ap.add_argument("--no-speed", action="store_true", help="only the quality part (with --quality)")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
-    out = {"speed": speed(args.sessions, args.items)}
+    out = {"speed": [] if args.no_speed else speed(args.sessions, args.items)}
     full = {(r["model"], r["items"]): r["examples_per_second"] for r in out["speed"] if r["loss"] == "full"}
-    print(markdown_table(["model", "products", "loss", "examples / s", "ratio to full", "peak MiB"],
-                         [[r["model"], r["items"], r["loss"], r["examples_per_second"],
-                           f"{r['examples_per_second'] / full[r['model'], r['items']]:.2f}x", r["peak_mib"]]
-                          for r in out["speed"]]))
+    if out["speed"]:
+        print(markdown_table(["model", "products", "loss", "examples / s", "ratio to full", "peak MiB"],
+                             [[r["model"], r["items"], r["loss"], r["examples_per_second"],
+                               f"{r['examples_per_second'] / full[r['model'], r['items']]:.2f}x", r["peak_mib"]]
+                              for r in out["speed"]]))
     if args.quality:
         out["quality"] = quality()
         print(markdown_table(["model", "loss", "best epoch", "validation R@20", "validation MRR@20", "seconds"],
