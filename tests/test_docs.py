@@ -33,3 +33,22 @@ def test_ci_runs_the_readmes_test_command_and_every_image_readme_shows_exists():
     for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme):
         assert (ROOT / image).is_file(), image
 
+
+
+def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
+    """README's Scale tables are ``benchmarks/run.py``'s rendering of the committed runs (quick: metrics/benchmarks.json;
+    full scale: benchmarks/results/scale-16000000.json), so a figure cannot drift from its JSON."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    readme = (ROOT / "README.md").read_text()
+    for size, path in (("quick", ROOT / "metrics/benchmarks.json"),
+                       ("full", ROOT / "benchmarks/results/scale-16000000.json")):
+        block = re.search(rf"<!-- benchmarks:{size} -->\n(.*?)\n\n", readme, re.S)
+        assert block, f"README.md has no {size} benchmark table"
+        results = run.nested(json.loads(path.read_text()))
+        shown = {k: v for k, v in results.items() if size == "full" or k != "pipeline"}
+        assert block.group(1) == run.table(shown), f"README's {size} table is stale: python benchmarks/run.py --render"
