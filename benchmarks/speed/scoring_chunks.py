@@ -1,0 +1,70 @@
+"""The three choices of ``sessionrec.scoring`` at 200k products, each against what it replaces, side by side:
+
+* rank counts: two boolean sums over the catalogue against one top-20 pass (ms per example);
+* the scoring matmul by rows: into a fresh ``(rows, N)`` array against a reused buffer (GFLOP/s);
+* the chunk the loss and metrics read: rows per chunk against test examples per minute of the whole loop (matmul
+  into a reused 512-row buffer, then top-20 and cross-entropy per chunk).
+
+    python benchmarks/speed/scoring_chunks.py [--items 200000]
+
+Random scores and weights (the costs do not depend on the values). Not a test: run it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def per_call(f, n: int) -> float:
+    f()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        f()
+    return (time.perf_counter() - t0) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=200_000)
+    args = ap.parse_args()
+    N, d = args.items, 64
+    w = torch.randn(N, d) * 0.1
+    print(f"{N:,} products, d = {d}, {torch.get_num_threads()} threads")
+
+    rows = 32
+    s = torch.randn(rows, N)
+    s_t = s[:, :1]
+    two_sums = per_call(lambda: ((s > s_t).sum(1), (s == s_t).sum(1)), 30) / rows * 1e3
+    top = per_call(lambda: s.topk(20, dim=1), 30) / rows * 1e3
+    print(f"rank counts, ms per example: two boolean sums {two_sums:.3f}, one top-20 {top:.3f} "
+          f"({two_sums / top:.1f}x)")
+
+    print("scoring matmul, GFLOP/s: rows, fresh array, reused buffer")
+    for r in (11, 64, 128, 256, 512):
+        h, buf = torch.randn(r, d), torch.empty(r, N)
+        n = max(3, 2000 // r)
+        fresh = 2 * r * d * N / per_call(lambda: h @ w.T, n) / 1e9
+        reused = 2 * r * d * N / per_call(lambda: torch.mm(h, w.T, out=buf), n) / 1e9
+        print(f"  {r:4d}  {fresh:6.1f}  {reused:6.1f}")
+
+    B = 512
+    h, target, buf = torch.randn(B, d), torch.randint(1, N, (B,)), torch.empty(B, N)
+
+    def loop(chunk: int) -> None:
+        scores = torch.mm(h, w.T, out=buf)
+        for r0 in range(0, B, chunk):
+            part = scores[r0:r0 + chunk]
+            part.topk(20, dim=1)
+            F.cross_entropy(part, target[r0:r0 + chunk], reduction="sum")
+
+    print("the loss-and-metrics chunk: rows, test examples per minute of the whole loop")
+    for chunk in (8, 10, 16, 32, 64, 128, 512):
+        print(f"  {chunk:4d}  {60 * B / per_call(lambda: loop(chunk), 4):10,.0f}")
+
+
+if __name__ == "__main__":
+    main()
