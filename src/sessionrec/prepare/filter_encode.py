@@ -231,8 +231,10 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
     formats = ", ".join(f"'{f}'" for f in TIME_FORMATS)
     required = ["event_time", "product_id"] + (["user_id"] if params.session_key == "user_id" else [])
     optional = [c for c in ("price", "category_id", "user_id") if c not in required]
+    # a view, not a table: the raw text beside the parsed values is read twice (the counts below, then the first
+    # rule's table) instead of written out whole (at 110M rows that table was 16 GB of temporary disk)
     con.execute(f"""
-        CREATE TABLE t0 AS SELECT
+        CREATE VIEW t0 AS SELECT
           row, event_time AS event_time_raw, price AS price_raw, product_id AS product_id_raw,
           category_id AS category_id_raw, user_id AS user_id_raw,
           try_strptime(event_time, [{formats}]) AS ts,
@@ -241,8 +243,6 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
           TRY_CAST(price AS DOUBLE) AS price, TRY_CAST(user_id AS BIGINT) AS user_id, user_session
         FROM read_parquet([{files}])""")
     cur = "t0"
-    rows, sessions = _rows_and_sessions(con, cur)
-    report.result["sessions_read"] = sessions
 
     n_tables = 0
 
@@ -253,7 +253,7 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
         n_tables += 1
         new = f"s{n_tables}"
         con.execute(f"CREATE TABLE {new} AS {sql.format(src=cur)}")
-        con.execute(f"DROP TABLE {cur}")
+        con.execute(f"DROP {'VIEW' if cur == 't0' else 'TABLE'} {cur}")
         cur = new
         n, s = _rows_and_sessions(con, cur)
         # a rule applied more than once (iterative_filter) adds up its counts
@@ -271,8 +271,11 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
     blank = " AND ".join(f"{c} IS NULL" for c in ("event_time_raw", "event_type", "product_id_raw", "category_id_raw",
                                                   "category_code", "brand", "price_raw", "user_id_raw",
                                                   "user_session"))
-    counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {f})" for f in
-                                               [*firsts, *(_bad(c) for c in optional), blank]) + " FROM t0").fetchone()
+    rows, sessions, *counts = con.execute(
+        "SELECT count(*), count(DISTINCT user_session), " + ", ".join(
+            f"count(*) FILTER (WHERE {f})" for f in [*firsts, *(_bad(c) for c in optional), blank]) + " FROM t0"
+    ).fetchone()
+    report.result["sessions_read"] = sessions
     by = {"blank_line": counts[-1], **{f"unparseable_value.{c}": n for c, n in zip(required, counts)}}
     report.made_missing = dict(zip(optional, counts[len(required):-1]))
     for col, n in zip(required + optional, counts[:-1]):  # a few examples of each field's bad values, file and line
