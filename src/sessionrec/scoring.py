@@ -13,7 +13,7 @@ At a large catalogue a batch's ``(B, N)`` scores do not fit in cache (at 200k pr
   forward makes all of a batch's scores at once (the hybrid: ``(M + 3, B, N)`` float64 parts).
 
 At the default catalogue (4k products) a chunk holds over 500 rows, at least a batch, so nothing is split there.
-``python benchmarks/speed/evaluate.py`` measures it.
+``python benchmarks/speed/evaluate.py`` measures the whole, ``benchmarks/speed/scoring_chunks.py`` each choice.
 """
 
 from __future__ import annotations
@@ -45,9 +45,11 @@ def scoring_batch_size(model, batch_size: int, n_items: int) -> int:
     return batch_size if hasattr(model, "encode") else min(batch_size, chunk_rows(n_items))
 
 
-def score_chunks(model, batch, n_items: int):
+def score_chunks(model, batch, n_items: int, buffers: dict | None = None):
     """Yield ``(rows, scores)`` for consecutive row slices of ``batch``: ``scores`` (rows, N) as ``model(batch)``
-    gives them (padding at ``-inf``), valid until the next item is drawn. Call under ``torch.no_grad``."""
+    gives them (padding at ``-inf``), valid until the next item is drawn. ``buffers``: a dict the caller keeps across
+    batches, holding the matmul's buffer (allocated once, on the first batch that needs it). Call under
+    ``torch.no_grad``."""
     step = chunk_rows(n_items)
     if not hasattr(model, "encode"):
         scores = model(batch)
@@ -57,7 +59,12 @@ def score_chunks(model, batch, n_items: int):
     h = model.encode(batch)  # (B, d)
     spans = -(-batch.size // matmul_rows(n_items))
     span = -(-batch.size // spans)  # equal spans: a short last one would run the matmul at a fraction of its speed
-    buf = torch.empty(span, n_items, device=h.device) if span < batch.size else None  # reused across spans
+    buf = None
+    if span < batch.size:  # one buffer for every span of every batch: a fresh one would page-fault each time
+        buffers = {} if buffers is None else buffers
+        buf = buffers.get("scores")
+        if buf is None or buf.shape[0] < span or buf.device != h.device:
+            buf = buffers["scores"] = torch.empty(span, n_items, device=h.device)
     for m0 in range(0, batch.size, span):
         hs = h[m0:m0 + span]
         scores = model.score(hs) if buf is None else model.score(hs, out=buf[:hs.shape[0]])
@@ -76,9 +83,10 @@ def score_store(model, store: GraphStore, batch_size: int, ks, ties: str, device
     total, n = 0.0, 0
     size = n_items or model.n_items
     bs = scoring_batch_size(model, batch_size, size)
+    buffers: dict = {}
     for batch in tqdm(store.iter_batches(bs), total=-(-len(store) // bs), desc=desc, leave=False):
         batch = batch.to(device)
-        for rows, scores in score_chunks(model, batch, size):
+        for rows, scores in score_chunks(model, batch, size, buffers):
             target = batch.target[rows]
             total += float(F.cross_entropy(scores, target, reduction="sum"))
             acc.update(scores, target, masked=True, length=batch.length[rows])  # on the model's device
