@@ -28,7 +28,6 @@ import importlib.util
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -206,25 +205,12 @@ print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t0,
 def pipeline(size: dict, tmp: Path, stages=STAGES) -> dict:
     """Every stage of ``dvc.yaml`` in a throwaway copy of the project with ``PIPELINE`` and the size's generator
     knobs, one ``dvc repro --single-item`` each, timed, with the peak RSS of the stage's processes."""
-    import yaml
+    from sessionrec.tools.project import throwaway_project
 
-    proj = tmp / "pipeline"
-    proj.mkdir()
-    shutil.copytree(ROOT / "src", proj / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", proj)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     overrides = json.loads(json.dumps(PIPELINE))
     overrides["data"]["synthetic"].update(size["pipeline"])
-    for section, knobs in overrides.items():
-        for k, v in knobs.items():
-            params[section][k] = {**params[section][k], **v} if isinstance(v, dict) else v
-    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
-    env["PATH"] = f"{os.path.dirname(sys.executable)}:{env['PATH']}"
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "cache.type", "hardlink,symlink"],
-                ["git", "add", "-A"], ["git", "commit", "-qm", "b"]):  # links: the 14 GB of CSV is not copied twice
-        subprocess.run(cmd, cwd=proj, env=env, check=True, capture_output=True)
+    (tmp / "pipeline").mkdir()
+    proj, env = throwaway_project(ROOT, tmp / "pipeline", overrides, link_cache=True)  # 14 GB of CSV is not copied
     out = {}
     for stage in stages:
         r = run_snippet(MEASURED, ["dvc", "repro", "--single-item", stage], cwd=proj, env=env)
@@ -331,12 +317,25 @@ def write_readme(size_name: str, text: str, out: dict) -> None:
     if start not in body or end not in body:
         raise SystemExit(f"README.md has no {start} ... {end} block to write")
     m = out["machine"]
-    command = out.get("command", f"python benchmarks/run.py --{size_name}").replace(" --readme", "")
-    command = command.split(" --output")[0]
-    how = (f"`{command}` at commit `{m['commit']}`; {m['cores']}-core {m['cpu']}, torch {m['torch']}; "
+    how = (f"`{out['command']}` at commit `{m['commit']}`; {m['cores']}-core {m['cpu']}, torch {m['torch']}; "
            f"{out['seconds'] // 60} min {out['seconds'] % 60} s.")
     head, rest = body.split(start, 1)
     readme.write_text(f"{head}{start}\n{text}\n\n{how}\n{end}{rest.split(end, 1)[1]}")
+
+
+def command_line(argv: list[str]) -> str:
+    """How the figures were made: this script's flags, less where they were written (``--output``, ``--readme``)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg == "--readme":
+            skip = False
+            continue
+        if arg == "--output":
+            skip = True
+            continue
+        if not arg.startswith("--output="):
+            kept.append(arg)
+    return " ".join(["python", "benchmarks/run.py", *kept])
 
 
 def machine() -> dict:
@@ -367,8 +366,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.render:
         out = json.loads(args.render.read_text())
-        results = nested({k: v for k, v in out.items() if not k.startswith("machine.")})
-        out["machine"] = {k.split(".", 1)[1]: v for k, v in out.items() if k.startswith("machine.")} or out.get("machine")
+        results = nested(out)
         print(table(results))
         if args.readme:
             write_readme(out["size"], table({k: v for k, v in results.items() if out["size"] == "full"
@@ -393,7 +391,7 @@ def main() -> int:
             print(f"{name}: {results[name]}", flush=True)
     text = table(results)
     print(text)
-    out = {"size": size_name, "command": " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]),
+    out = {"size": size_name, "command": command_line(sys.argv[1:]),
            "seconds": round(time.perf_counter() - t0), "machine": machine(), **flat(results)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=1) + "\n")

@@ -3,7 +3,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +18,8 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT") and "OMP_NUM_THREADS" not in os.e
 
 import numpy as np  # noqa: E402  (after the thread count is set: OpenBLAS reads it at import)
 import pytest  # noqa: E402
-import yaml  # noqa: E402
+
+from sessionrec.tools.project import throwaway_project  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -56,29 +56,8 @@ TINY = {"data": {"synthetic": {"sessions_per_month": 1500, "n_items": 300, "n_ca
 
 def project_copy(tmp_path, overrides, benchmarks: bool = False):
     """A throwaway git + DVC project with this repository's pipeline (and, with ``benchmarks``, its benchmark
-    pipeline) and `overrides` merged into params.yaml."""
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    shutil.copytree(ROOT / "src", proj / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    if benchmarks:
-        shutil.copytree(ROOT / "benchmarks", proj / "benchmarks")
-    shutil.copy(ROOT / "dvc.yaml", proj)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-
-    def merge(a, b):
-        for k, v in b.items():
-            if isinstance(v, dict):
-                merge(a.setdefault(k, {}), v)
-            else:
-                a[k] = v
-    merge(params, overrides)
-    (proj / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "PYTHONPATH": ""}
-    env["PATH"] = f"{os.path.dirname(sys.executable)}:{env['PATH']}"
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        subprocess.run(cmd, cwd=proj, env=env, check=True, capture_output=True)
-    return proj, env
+    pipeline) and `overrides` merged into params.yaml: ``(folder, environment)``."""
+    return throwaway_project(ROOT, tmp_path, overrides, benchmarks=benchmarks)
 
 
 def sh(proj, env, *cmd, check=True):
