@@ -59,9 +59,16 @@ class SampledSoftmax:
         self.n_sample, self.alpha, self.logq = n_sample, sample_alpha, logq
 
     def draw(self, n: int, device) -> torch.Tensor:
-        """``n`` product ids drawn with probability ``pop ** alpha``."""
+        """``n`` product ids drawn with probability ``pop ** alpha`` (uniforms from the CPU generator, so a run draws
+        the same ids on any device)."""
         u = torch.rand(n) * self.cdf[-1]
         return torch.searchsorted(self.cdf, u, right=True).clamp_max(len(self.cdf) - 1).to(device)
+
+    def _log_p0(self, device) -> torch.Tensor:
+        """``log_p0`` on ``device``, moved there once (not on every step)."""
+        if self.log_p0.device != device:
+            self.log_p0 = self.log_p0.to(device)
+        return self.log_p0
 
     def __call__(self, model, batch) -> torch.Tensor:
         h = model.encode(batch)  # (B, d)
@@ -70,7 +77,7 @@ class SampledSoftmax:
         cand = torch.cat([target, self.draw(self.n_sample, target.device)])  # (B + S,)
         logits = model.score_items(h, cand)  # (B, B + S)
         if self.logq:
-            log_p0 = self.log_p0.to(h.device)
+            log_p0 = self._log_p0(h.device)
             correction = torch.cat([log_p0[target], self.alpha * log_p0[cand[B:]]])
             logits = logits - self.logq * correction
         hits = cand.unsqueeze(0) == target.unsqueeze(1)  # (B, B + S)
