@@ -15,7 +15,8 @@ import yaml
 
 from conftest import TINY, project_copy, rees46_row, sh, write_csv
 from sessionrec.graphs.store import GraphStore, StoreError, write_store
-from sessionrec.training.checkpoint import CheckpointError, load_model, save_checkpoint
+from sessionrec.training.checkpoint import (CheckpointError, load_model, load_verified, save_checkpoint,
+                                            save_verified)
 
 
 def temporaries(proj) -> list[str]:
@@ -118,6 +119,20 @@ def test_a_flipped_byte_truncated_or_foreign_store_is_refused_by_name(tmp_path):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(StoreError, match=str(tmp_path / name)):
             GraphStore(tmp_path / name)
+
+
+def test_a_resumed_state_is_written_byte_for_byte_as_the_uninterrupted_one(tmp_path):
+    """The same content gives the same checkpoint bytes, however its strings and containers came to be: a run that
+    resumed from a file (each history row's keys read back as their own objects) writes what an uninterrupted run
+    writes, so DVC sees the same ``checkpoints`` hash (pickle would otherwise share, or not, by object identity)."""
+    def row(epoch):
+        return {"train/loss": 1.0 / epoch, "lr": 0.001, "val/MRR@20": 0.1 * epoch}
+    weights = {"w": torch.arange(6.0).reshape(2, 3)}
+    save_verified(tmp_path / "after1.pt", {"epoch": 1, "history": [row(1)], "model": weights})
+    resumed = load_verified(tmp_path / "after1.pt")
+    save_verified(tmp_path / "resumed.pt", {**resumed, "epoch": 2, "history": resumed["history"] + [row(2)]})
+    save_verified(tmp_path / "straight.pt", {"epoch": 2, "history": [row(1), row(2)], "model": weights})
+    assert (tmp_path / "resumed.pt").read_bytes() == (tmp_path / "straight.pt").read_bytes()
 
 
 def test_a_tampered_truncated_or_foreign_checkpoint_is_refused_by_name(tmp_path):

@@ -12,6 +12,8 @@ import hashlib
 import io
 import logging
 import random
+import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +30,28 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be trusted: unreadable, of another format, or failing its checksum."""
 
 
+def canonical(obj):
+    """``obj`` with every container rebuilt and every string interned, so the bytes ``torch.save`` writes depend on
+    the content only. Pickle shares an object met twice by identity: the key ``"train/loss"`` of every history row
+    is one object in a run that logged them all, but one object per row once read back from a file, so a resumed run
+    would otherwise write another file (and another DVC hash) for the same state. Tensors are kept as they are."""
+    if type(obj) is str:
+        return sys.intern(obj)
+    if type(obj) in (dict, OrderedDict):  # a state_dict is an OrderedDict with the modules' versions in _metadata
+        out = type(obj)((canonical(k), canonical(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):
+            out._metadata = canonical(obj._metadata)
+        return out
+    if type(obj) in (list, tuple):
+        return type(obj)(canonical(v) for v in obj)
+    return obj
+
+
 def save_verified(path: Path, obj: dict) -> None:
-    """``obj`` (tensors and plain values) at ``path`` with its format and checksum, whole or not at all."""
+    """``obj`` (tensors and plain values) at ``path`` with its format and checksum, whole or not at all; the same
+    content gives the same bytes (``canonical``)."""
     inner = io.BytesIO()
-    torch.save(obj, inner)
+    torch.save(canonical(obj), inner)
     payload = inner.getvalue()
     outer = io.BytesIO()
     torch.save({"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(),
