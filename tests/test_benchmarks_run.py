@@ -21,6 +21,7 @@ def test_benchmark_runner_measures_every_figure(tmp_path):
     assert b["size"] == "smoke" and b["machine"]["torch"]
     for key in ("filter_encode.over_scan", "build_graphs.over_original_500", "loader.share_of_step",
                 "scoring.share_of_ceiling", "train.gru4rec@200000.sampled_over_full",
+                "train.gru4rec@200000.lazy_over_full",
                 "evaluate.graph_with_embeddings_and_attention@200000.examples_per_minute"):
         assert b[key] > 0, key
     assert 0 < b["loader.share_of_step"] < 1

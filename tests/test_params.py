@@ -46,6 +46,9 @@ def test_out_of_range_names_param_and_range():
         params_from_dict({"model": {"dropout_rate": 1.5}})
     with pytest.raises(ParamsError, match=r"model\.lr.*out of range"):
         params_from_dict({"model": {"lr": 0}})
+    with pytest.raises(ParamsError, match=r"model\.optimizer: lazy_adam needs model\.loss: sampled"):
+        params_from_dict({"model": {"optimizer": "lazy_adam"}})
+    params_from_dict({"model": {"optimizer": "lazy_adam", "loss": "sampled"}})
 
 
 def test_unknown_model_name():

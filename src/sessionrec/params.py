@@ -137,6 +137,8 @@ class ModelParams:
     n_sample: int = _f(2048, lo=1, hi=10_000_000, doc="sampled loss: popularity-sampled negatives per batch")
     sample_alpha: float = _f(0.5, lo=0.0, hi=1.0, doc="sampled loss: negatives drawn by popularity ** alpha")
     logq: float = _f(1.0, lo=0.0, hi=10.0, doc="sampled loss: weight of the log-Q correction; 0 = none")
+    optimizer: str = _f("adam", choices=("adam", "lazy_adam"),
+                        doc="adam, or lazy_adam (sampled loss: only the product rows a batch touched are updated)")
     hybrid_nets: list = _f(["gru4rec", "srgnn", "graph_with_embeddings_and_attention"],
                            doc="hybrid: the networks blended with STAN")
     knn_k: int = _f(100, lo=1, hi=100_000, doc="session-kNN: neighbours")
@@ -148,6 +150,9 @@ class ModelParams:
     def validate(self) -> None:
         if self.name not in KINDS:
             raise ParamsError(f"model.name: unknown model {self.name!r}; available: {sorted(KINDS)}")
+        if self.optimizer == "lazy_adam" and self.loss != "sampled":
+            raise ParamsError("model.optimizer: lazy_adam needs model.loss: sampled (the full softmax's gradient "
+                              "covers every product, so no row could be skipped)")
         nets = sorted(names(NETWORK))
         bad = [n for n in self.hybrid_nets if n not in nets]
         if bad or not self.hybrid_nets or len(set(self.hybrid_nets)) != len(self.hybrid_nets):

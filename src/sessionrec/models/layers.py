@@ -102,10 +102,23 @@ class CatalogueOutput:
     ``score(h)`` is ``h W^T (+ b)`` over the full catalogue, padding id 0 at ``-inf``; with ``out`` (a reused
     ``(rows, N)`` buffer, under ``torch.no_grad``) it is written there: at 200k products a fresh ``(rows, N)``
     allocation page-faults and halves the matmul's speed. ``score_items(h, items)`` scores only ``items`` (K,) for
-    every row: ``(B, K)``, the sampled loss's logits (``training.loss``)."""
+    every row: ``(B, K)``, the sampled loss's logits (``training.loss``).
+
+    ``sparse_catalogue(True)``: the ``(N, d)`` table's gradient becomes a sparse tensor holding only the rows a batch
+    looked up (its clicks in, its candidates out), for a lazy optimizer (``training.loop.make_optimizer``); only for
+    losses that never score the full catalogue in training (``score`` would give it a dense gradient)."""
+
+    sparse = False
 
     def output_layer(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise NotImplementedError
+
+    def sparse_catalogue(self, on: bool) -> None:
+        w = self.output_layer()[0]
+        tables = [m for m in self.modules() if isinstance(m, nn.Embedding) and m.weight is w]
+        if len(tables) != 1:
+            raise TypeError(f"{type(self).__name__}: its output layer is not one nn.Embedding's weight")
+        tables[0].sparse = self.sparse = on
 
     def score(self, h: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         w, b = self.output_layer()
@@ -119,7 +132,8 @@ class CatalogueOutput:
 
     def score_items(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         w, b = self.output_layer()
-        s = h @ w[items].T  # (B, K)
+        rows = F.embedding(items, w, sparse=True) if self.sparse else w[items]  # (K, d)
+        s = h @ rows.T  # (B, K)
         return s if b is None else s + b[items]
 
 

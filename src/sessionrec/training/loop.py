@@ -47,6 +47,7 @@ class TrainConfig:
     n_sample: int = 2048
     sample_alpha: float = 0.5
     logq: float = 1.0
+    optimizer: str = "adam"  # make_optimizer: adam | lazy_adam
 
 
 def validate(model, val: GraphStore, cfg: TrainConfig, device) -> dict:
@@ -64,10 +65,56 @@ def log_step(live, row: dict) -> None:
     live.next_step()
 
 
-def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Adam:
-    """Adam with L2 ``weight_decay``, as one fused kernel over all parameters: on CPU a third of the
-    per-parameter loop's step time, about 10% of a graph model's epoch here."""
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+OPTIMIZERS = ("adam", "lazy_adam")
+
+
+def make_optimizer(model, lr: float, weight_decay: float, kind: str = "adam") -> torch.optim.Optimizer:
+    """``adam``: Adam with L2 ``weight_decay``, as one fused kernel over all parameters: on CPU a third of the
+    per-parameter loop's step time, about 10% of a graph model's epoch here. ``lazy_adam``: ``LazyAdam``, for the
+    sampled loss at a large catalogue."""
+    if kind == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    if kind != "lazy_adam":
+        raise ValueError(f"model.optimizer: expected one of {OPTIMIZERS}, got {kind!r}")
+    return LazyAdam(model, lr, weight_decay)
+
+
+class LazyAdam(torch.optim.Optimizer):
+    """Adam that updates only the catalogue rows a batch touched: torch's ``SparseAdam`` on the ``(N, d)`` product
+    table (made to give sparse gradients, ``CatalogueOutput.sparse_catalogue``), fused ``Adam`` with L2
+    ``weight_decay`` on every other parameter. With the sampled loss a batch looks up a few thousand of the table's
+    rows, yet dense Adam reads and writes all ``N`` rows and both moments at every step: at 200k products most of a
+    step. As in TensorFlow's ``LazyAdam``, a row's moments decay only on the steps that touch it, and the table has no
+    L2 penalty (``SparseAdam`` has none). ``param_groups`` are both optimizers' groups (the table's last), so a
+    learning-rate schedule or refit sets both."""
+
+    def __init__(self, model, lr: float, weight_decay: float):
+        if distributed.world()[1] > 1 and torch.distributed.get_backend() != "gloo":
+            raise ValueError("model.optimizer: lazy_adam's sparse gradients can be averaged across processes by "
+                             f"gloo only, not {torch.distributed.get_backend()} (GPUs): use model.optimizer: adam")
+        model.sparse_catalogue(True)
+        table = model.output_layer()[0]
+        dense = [p for p in model.parameters() if p is not table]
+        self.dense = torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay, fused=True)
+        self.table = torch.optim.SparseAdam([table], lr=lr)
+        super().__init__([*self.dense.param_groups, *self.table.param_groups], {})
+        self.param_groups = [*self.dense.param_groups, *self.table.param_groups]  # the same dicts, not copies
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self.dense.step()
+        self.table.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.dense.zero_grad(set_to_none)
+        self.table.zero_grad(set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"dense": self.dense.state_dict(), "table": self.table.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.dense.load_state_dict(state["dense"])
+        self.table.load_state_dict(state["table"])
 
 
 def fit_clicks(model, train_events) -> None:
@@ -172,7 +219,7 @@ def fit(model, train: GraphStore | None, val: GraphStore, cfg: TrainConfig, live
             checkpoint.save({"epoch": 0, "stopped": True, "history": [row]})
         log_step(live, row)
         return Fitted(copy.deepcopy(model.state_dict()), 0, metrics, [row], curve)
-    opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.optimizer)
     step = distributed.wrap(TrainStep(model, training_loss(model, cfg, train_events)))
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=1) \
         if cfg.use_scheduler else None
@@ -229,7 +276,7 @@ def refit(model, train_and_val: GraphStore | None, cfg: TrainConfig, lrs: list, 
     fit_clicks(model, train_events)
     if model.kind != NETWORK:
         return copy.deepcopy(model.state_dict())
-    opt = make_optimizer(model, lrs[0], cfg.weight_decay)
+    opt = make_optimizer(model, lrs[0], cfg.weight_decay, cfg.optimizer)
     step = distributed.wrap(TrainStep(model, training_loss(model, cfg, train_events)))
     for epoch, lr in enumerate(lrs, 1):
         for group in opt.param_groups:

@@ -40,7 +40,8 @@ def train_config(params: Params) -> TrainConfig:
     return TrainConfig(lr=mp.lr, weight_decay=mp.weight_decay, batch_size=mp.batch_size, epochs=mp.epochs,
                        use_scheduler=mp.use_scheduler, patience=mp.patience, seed=mp.seed,
                        top_k=tuple(params.evaluate.top_k), ties=params.evaluate.ties, loss=mp.loss,
-                       n_sample=mp.n_sample, sample_alpha=mp.sample_alpha, logq=mp.logq)
+                       n_sample=mp.n_sample, sample_alpha=mp.sample_alpha, logq=mp.logq,
+                       optimizer=mp.optimizer)
 
 
 def read_events(split: str) -> dict:
