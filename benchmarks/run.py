@@ -207,13 +207,16 @@ print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t0,
 """
 
 
-def pipeline(size: dict, tmp: Path, stages=STAGES) -> dict:
+def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None) -> dict:
     """Every stage of ``dvc.yaml`` in a throwaway copy of the project with ``PIPELINE`` and the size's generator
-    knobs, one ``dvc repro --single-item`` each, timed, with the peak RSS of the stage's processes."""
+    knobs (and ``model.name`` = ``model`` if given), one ``dvc repro --single-item`` each, timed, with the peak RSS of
+    the stage's processes."""
     from sessionrec.tools.project import throwaway_project
 
     overrides = json.loads(json.dumps(PIPELINE))
     overrides["data"]["synthetic"].update(size["pipeline"])
+    if model:
+        overrides["model"]["name"] = model
     (tmp / "pipeline").mkdir()
     proj, env = throwaway_project(ROOT, tmp / "pipeline", overrides, link_cache=True)  # 14 GB of CSV is not copied
     out = {}
@@ -367,6 +370,8 @@ def main() -> int:
                     help="also write the table into README.md between its <!-- benchmarks:SIZE --> markers")
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES,
                     help="the pipeline's stages to run, in order (each needs the ones before it)")
+    ap.add_argument("--model", help="the pipeline's model.name instead of params.yaml's (e.g. one network instead of "
+                    "the hybrid)")
     ap.add_argument("--render", type=Path, help="no measuring: print (and with --readme write) the table of an "
                     "earlier run's JSON")
     args = ap.parse_args()
@@ -389,7 +394,7 @@ def main() -> int:
                          ("build_graphs", lambda: build_graphs(size, tmp)), ("startup", startup),
                          ("loader", lambda: loader(size, tmp)), ("train", lambda: train(size, tmp)),
                          ("evaluate", lambda: evaluate(size, tmp)), ("scoring", scoring),
-                         ("pipeline", lambda: pipeline(size, tmp, args.stages))):
+                         ("pipeline", lambda: pipeline(size, tmp, args.stages, args.model))):
             if name in args.skip:
                 continue
             print(f"{name} ...", flush=True)
