@@ -228,11 +228,9 @@ def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None) -> 
             out[stage]["failed_exit_code"] = r["rc"]
             print(f"pipeline: `dvc repro --single-item {stage}` failed (exit {r['rc']}); stages after it not run",
                   flush=True)
-            stages = stages[:stages.index(stage) + 1]
             break
     data = {}
-    ok = [st for st in stages if "failed_exit_code" not in out.get(st, {})]
-    stages = ok
+    stages = [st for st, r in out.items() if "failed_exit_code" not in r]  # the stages whose outputs exist
     if "filter_encode" in stages:
         report = json.loads((proj / "metrics" / "data_report.json").read_text())
         data.update(rows_read=report["rows_read"], rows_kept=report["rows_kept"], sessions=report["sessions"],

@@ -1,7 +1,6 @@
 """docs/img/scale.png and the table of docs/scale.md: each pipeline stage's wall time and peak memory against the rows
-read, from the committed
-``benchmarks/results/scale-*.json`` (each written by ``python benchmarks/run.py --full --skip ... --sessions-per-month
-N --output benchmarks/results/scale-N.json``, see docs/scale.md).
+read, from the committed ``benchmarks/results/scale-*.json`` (each written by ``python benchmarks/run.py --full
+--skip ... --sessions-per-month N --output benchmarks/results/scale-N.json``, see docs/scale.md).
 
     python benchmarks/scale_curves.py
 """

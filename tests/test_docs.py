@@ -34,10 +34,10 @@ def test_ci_runs_the_readmes_test_command_and_every_image_readme_shows_exists():
         assert (ROOT / image).is_file(), image
 
 
-
 def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
-    """README's Scale tables are ``benchmarks/run.py``'s rendering of the committed runs (quick: metrics/benchmarks.json;
-    full scale: benchmarks/results/scale-16000000.json), so a figure cannot drift from its JSON."""
+    """README's Scale tables (and docs/scale.md's train + evaluate run) are ``benchmarks/run.py``'s rendering of the
+    committed runs (quick: metrics/benchmarks.json; full scale: benchmarks/results/scale-16000000.json), so a figure
+    cannot drift from its JSON."""
     import importlib.util
     import json
 
@@ -52,3 +52,8 @@ def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
         results = run.nested(json.loads(path.read_text()))
         shown = {k: v for k, v in results.items() if size == "full" or k != "pipeline"}
         assert block.group(1) == run.table(shown), f"README's {size} table is stale: python benchmarks/run.py --render"
+    scale = (ROOT / "docs/scale.md").read_text()  # its train + evaluate run at 195k products, rendered the same way
+    block = re.search(r"<!-- benchmarks:pipeline-gnn-2000000 -->\n(.*?)\n<!-- /", scale, re.S)
+    assert block, "docs/scale.md has no pipeline-gnn-2000000 table"
+    results = run.nested(json.loads((ROOT / "benchmarks/results/pipeline-gnn-2000000.json").read_text()))
+    assert block.group(1) == run.table(results)
