@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check of issue 15, as one prepared script: where CUDA is present, training examples/s and GPU utilisation of
-# the hybrid's networks (the default model's) at a 200k-product catalogue, full softmax and sampled loss, fp32 and
-# bf16 autocast, and the loader's share of a step (it must stay under 10%). Without CUDA it says so and exits 0.
+# the hybrid's networks (the default model's) at a 200k-product catalogue, full softmax and sampled loss (Adam and
+# lazy_adam), fp32 and bf16 autocast, and the loader's share of a step (it must stay under 10%). Without CUDA it
+# says so and exits 0.
 #
 #   bash benchmarks/gpu.sh [--sessions 20000] [--output benchmarks/results/gpu.json]
 #

@@ -1,5 +1,5 @@
 """On a CUDA device: training examples per second and GPU utilisation of the hybrid's networks at a 200k-product
-catalogue (full softmax and the sampled loss, fp32 and bf16 autocast), and the loader's share of a step (reading and
+catalogue (full softmax, the sampled loss with Adam and with lazy_adam, fp32 and bf16 autocast), and the loader's share of a step (reading and
 collating a batch on the CPU, pinning it and copying it to the GPU), which must stay under 10%. Run through
 ``bash benchmarks/gpu.sh``; exits 1 when a loader share is 10% or more."""
 
@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sampled_loss import VARIANTS  # noqa: E402
 from training_step import KNOBS, synthetic_store  # noqa: E402
 from versions import markdown_table  # noqa: E402
 
@@ -53,12 +54,13 @@ def utilisation(samples: list):
         t.join()
 
 
-def epoch(store, targets, name: str, n_items: int, loss: str, bf16: bool, batch_size: int, device) -> dict:
+def epoch(store, targets, name: str, n_items: int, loss: str, optimizer: str, bf16: bool, batch_size: int,
+          device) -> dict:
     """One timed epoch; ``targets``: every example's target (the sampled loss's popularity)."""
     torch.manual_seed(0)
     model = build_model(model_config(name, n_items, KNOBS)).to(device).train()
     step = TrainStep(model, make_loss(loss, n_items, targets, 2048, 0.5, 1.0))
-    opt = make_optimizer(model, 1e-3, 1e-5)
+    opt = make_optimizer(model, 1e-3, 1e-5, optimizer)
     load = 0.0
     samples: list = []
     torch.cuda.synchronize()
@@ -76,7 +78,7 @@ def epoch(store, targets, name: str, n_items: int, loss: str, bf16: bool, batch_
             opt.step()
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    return {"model": name, "loss": loss, "bf16": bf16, "examples_per_second": round(len(store) / seconds),
+    return {"model": name, "loss": loss, "optimizer": optimizer, "bf16": bf16, "examples_per_second": round(len(store) / seconds),
             "loader_share": round(load / seconds, 3),
             "gpu_utilisation": round(sum(samples) / len(samples), 1) if samples else None,
             "peak_gib": round(torch.cuda.max_memory_allocated() / 2 ** 30, 2)}
@@ -95,12 +97,14 @@ def main() -> int:
         store = synthetic_store(Path(tmp) / "train.lmdb", args.sessions, args.items)
         targets = torch.cat([b.target for b in store.iter_batches(4096)]).numpy()  # read once for every cell
         for name in NETS:
-            for loss in ("full", "sampled"):
+            for loss, optimizer in VARIANTS:
                 for bf16 in (False, True):
-                    rows.append(epoch(store, targets, name, args.items, loss, bf16, args.batch_size, device))
+                    rows.append(epoch(store, targets, name, args.items, loss, optimizer, bf16, args.batch_size,
+                                      device))
                     print(json.dumps(rows[-1]), flush=True)
-    print(markdown_table(["model", "loss", "bf16", "examples / s", "loader share", "GPU utilisation %", "peak GiB"],
-                         [[r["model"], r["loss"], r["bf16"], r["examples_per_second"], f"{r['loader_share']:.1%}",
+    print(markdown_table(["model", "loss", "optimizer", "bf16", "examples / s", "loader share", "GPU utilisation %",
+                          "peak GiB"],
+                         [[r["model"], r["loss"], r["optimizer"], r["bf16"], r["examples_per_second"], f"{r['loader_share']:.1%}",
                            r["gpu_utilisation"], r["peak_gib"]] for r in rows]))
     if args.output:
         args.output.write_text(json.dumps({"device": torch.cuda.get_device_name(), "items": args.items,
