@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -87,43 +88,55 @@ class Report:
                 "value_examples": self.value_examples, **self.result}
 
 
+def _stage_file(path: Path, dst: Path, row0: int, block_size: int, threads: bool) -> tuple[int, list]:
+    """Parse one CSV into ``dst`` (all columns as strings plus the global ``row`` number from ``row0``); return the
+    rows parsed and the malformed lines skipped (pyarrow's InvalidRow; ``number`` is None when ``threads``)."""
+    bad = []
+
+    def on_invalid(row):
+        bad.append(row)
+        return "skip"
+
+    # an empty line stays a row (all fields missing, dropped as blank_line), so row numbers map to line numbers
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=block_size, use_threads=threads),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False,
+                                         ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS},
+                                             strings_can_be_null=True, null_values=[""]),
+    )
+    writer = None
+    n = 0
+    with tqdm(desc=f"read {path.name}", unit=" rows", unit_scale=True, leave=False) as bar:
+        for batch in reader:
+            if bad and threads:  # to be parsed again on one thread
+                break
+            rows = pa.array(np.arange(row0 + n, row0 + n + batch.num_rows, dtype=np.int64))
+            table = pa.Table.from_batches([batch]).append_column("row", rows)
+            if writer is None:
+                writer = pq.ParquetWriter(dst, table.schema)
+            writer.write_table(table)
+            n += batch.num_rows
+            bar.update(batch.num_rows)
+    if writer is not None:
+        writer.close()
+    return n, bad
+
+
 def stage_csv(paths: list[Path], out_dir: Path, report: Report, block_size: int = 1 << 24) -> list[Path]:
     """Stream CSVs into Parquet (all columns as strings plus a global ``row`` number); count malformed lines."""
     out = []
     row0 = 0
     for fi, path in enumerate(paths):
         check_header(path)
-        bad = []
-
-        def on_invalid(row, bad=bad, path=path):
-            bad.append(row)
-            return "skip"
-
-        # one thread: the skipped lines get their line numbers (None when multithreaded), and on 2 cores the
-        # single-threaded streaming parse was as fast (0.18-0.21 s against 0.25-0.52 s for 697k rows); an empty
-        # line stays a row (all fields missing, dropped as blank_line), so row numbers map to line numbers
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=block_size, use_threads=False),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False,
-                                             ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS},
-                                                 strings_can_be_null=True, null_values=[""]),
-        )
         dst = out_dir / f"part-{fi:03d}.parquet"
-        writer = None
-        n = 0
-        with tqdm(desc=f"read {path.name}", unit=" rows", unit_scale=True, leave=False) as bar:
-            for batch in reader:
-                rows = pa.array(range(row0 + n, row0 + n + batch.num_rows), pa.int64())
-                table = pa.Table.from_batches([batch]).append_column("row", rows)
-                if writer is None:
-                    writer = pq.ParquetWriter(dst, table.schema)
-                writer.write_table(table)
-                n += batch.num_rows
-                bar.update(batch.num_rows)
-        if writer is not None:
-            writer.close()
+        # threads first (1.5x the one-thread parse of a 3M-row file on 2 cores); a multithreaded parse does not
+        # know the line numbers of the lines it skips, so a file with any is parsed again on one thread for them
+        n, bad = _stage_file(path, dst, row0, block_size, threads=True)
+        if bad:
+            n, bad = _stage_file(path, dst, row0, block_size, threads=False)
+        if n:
             out.append(dst)
         report.spans.append((path.name, row0, n, sorted(r.number for r in bad)))
         row0 += n
@@ -139,10 +152,6 @@ def stage_csv(paths: list[Path], out_dir: Path, report: Report, block_size: int 
         if len(bad) > MAX_EXAMPLES:
             log.warning("%s: %d malformed lines skipped in all (see metrics/data_report.json)", path.name, len(bad))
     return out
-
-
-def _rows_and_sessions(con, table: str) -> tuple[int, int]:
-    return con.execute(f"SELECT count(*), count(DISTINCT user_session) FROM {table}").fetchone()
 
 
 def create_levels_and_vocab(con, src: str) -> None:
@@ -221,18 +230,30 @@ def _filter_encode(raw_files: list[Path], params: FilterEncodeParams, out_dir: P
         (tmp / name).replace(out_dir / name)
 
 
+# a session key's 64-bit hash stands for the key string in the working tables; _rules checks that no two keys share a
+# hash (their distinct counts agree) and otherwise numbers the keys exactly
+SESSION_HASH = "hash({col})"
+
+
 def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, report: Report) -> None:
     """Parse the staged Parquet and apply the rules in DuckDB (``con``), counting into ``report``; write
-    ``events.parquet`` and ``vocab.parquet`` into ``tmp``."""
+    ``events.parquet`` and ``vocab.parquet`` into ``tmp``.
+
+    One pass per kind of work: one scan counts the unparseable values; one pass gives every row the first row-level
+    rule that drops it (parsing, missing fields, event type, listwise nulls), from which every such rule's row and
+    session counts follow; the session rules then rewrite a narrow table of integers only (``row``, ``sid`` = the
+    session key's number, ``ts``, ``product_id``), never the strings; the last pass joins the kept rows back to their
+    parsed fields and writes the output. At 110M rows the one-table-rewrite-per-rule design moved every string column
+    once per rule (25 GB of temporary database)."""
     con.execute(f"SET memory_limit='{params.memory_limit}'")
     con.execute(f"SET temp_directory='{tmp / 'spill'}'")
     con.execute("SET TimeZone='UTC'")
+    con.execute("SET preserve_insertion_order=false")  # every output below is ordered explicitly
     files = ", ".join(f"'{p}'" for p in staged)
     formats = ", ".join(f"'{f}'" for f in TIME_FORMATS)
     required = ["event_time", "product_id"] + (["user_id"] if params.session_key == "user_id" else [])
     optional = [c for c in ("price", "category_id", "user_id") if c not in required]
-    # a view, not a table: the raw text beside the parsed values is read twice (the counts below, then the first
-    # rule's table) instead of written out whole (at 110M rows that table was 16 GB of temporary disk)
+    # views, not tables: the raw text is parsed where it is read (at 110M rows a table of it was 16 GB of temp disk)
     con.execute(f"""
         CREATE VIEW t0 AS SELECT
           row, event_time AS event_time_raw, price AS price_raw, product_id AS product_id_raw,
@@ -242,40 +263,27 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
           TRY_CAST(category_id AS BIGINT) AS category_id, category_code, brand,
           TRY_CAST(price AS DOUBLE) AS price, TRY_CAST(user_id AS BIGINT) AS user_id, user_session
         FROM read_parquet([{files}])""")
-    cur = "t0"
-
-    n_tables = 0
-
-    def step(name: str, sql: str, by: dict | None = None) -> None:
-        """Replace the current table by ``sql`` over it and count the rows and sessions the rule dropped; ``by``:
-        the dropped rows by sub-rule (``name.KEY``), summing to the rule's count."""
-        nonlocal cur, rows, sessions, n_tables
-        n_tables += 1
-        new = f"s{n_tables}"
-        con.execute(f"CREATE TABLE {new} AS {sql.format(src=cur)}")
-        con.execute(f"DROP {'VIEW' if cur == 't0' else 'TABLE'} {cur}")
-        cur = new
-        n, s = _rows_and_sessions(con, cur)
-        # a rule applied more than once (iterative_filter) adds up its counts
-        for key, count in (by or {name: rows - n}).items():
-            report.dropped[key] = report.dropped.get(key, 0) + count
-        report.sessions_dropped[name] = report.sessions_dropped.get(name, 0) + sessions - s
-        if n == 0 and rows > 0:
-            raise ValueError(_lost_everything(name, report, by))
-        rows, sessions = n, s
+    sid_hash = f"CASE WHEN user_session IS NOT NULL THEN {SESSION_HASH.format(col='user_session')} END"
 
     # one pass counts them all: required fields (the row goes, counted under its first unparseable field), optional
-    # fields (the value goes, the click stays) and blank lines
+    # fields (the value goes, the click stays), blank lines, and the distinct session keys and their hashes
     firsts = [f"{_bad(c)} AND NOT ({' OR '.join(_bad(p) for p in required[:i]) or 'false'})"
               for i, c in enumerate(required)]
     blank = " AND ".join(f"{c} IS NULL" for c in ("event_time_raw", "event_type", "product_id_raw", "category_id_raw",
                                                   "category_code", "brand", "price_raw", "user_id_raw",
                                                   "user_session"))
-    rows, sessions, *counts = con.execute(
-        "SELECT count(*), count(DISTINCT user_session), " + ", ".join(
+    rows, sessions, hashes, *counts = con.execute(
+        f"SELECT count(*), count(DISTINCT user_session), count(DISTINCT {sid_hash}), " + ", ".join(
             f"count(*) FILTER (WHERE {f})" for f in [*firsts, *(_bad(c) for c in optional), blank]) + " FROM t0"
     ).fetchone()
     report.result["sessions_read"] = sessions
+    if hashes == sessions:
+        sid, key_join = sid_hash, ""
+    else:  # two keys share a hash: number the keys exactly (a join more)
+        log.info("filter_encode: %d session keys share %d hashes; numbering them exactly", sessions, hashes)
+        con.execute("""CREATE TABLE keys AS SELECT user_session, row_number() OVER () AS sid
+                       FROM (SELECT DISTINCT user_session FROM t0 WHERE user_session IS NOT NULL)""")
+        sid, key_join = "k.sid", "LEFT JOIN keys k USING (user_session)"
     by = {"blank_line": counts[-1], **{f"unparseable_value.{c}": n for c, n in zip(required, counts)}}
     report.made_missing = dict(zip(optional, counts[len(required):-1]))
     for col, n in zip(required + optional, counts[:-1]):  # a few examples of each field's bad values, file and line
@@ -283,10 +291,6 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
             examples = con.execute(f"SELECT row, {col}_raw FROM t0 WHERE {_bad(col)} ORDER BY row LIMIT 3").fetchall()
             report.value_examples[col] = [{"file": f, "line": ln, "value": v[:100]}
                                           for r, v in examples for f, ln in [report.where(r)]]
-    raw_cols = "event_time_raw, price_raw, product_id_raw, category_id_raw, user_id_raw"
-    kept = ", ".join(f"CASE WHEN {_bad(c)} THEN NULL ELSE {PARSED[c]} END AS {PARSED[c]}" for c in optional)
-    step("unparseable_value", f"""SELECT * EXCLUDE ({raw_cols}, {", ".join(PARSED[c] for c in optional)}),
-             {kept} FROM {{src}} WHERE NOT ({" OR ".join(_bad(c) for c in required)} OR ({blank}))""", by)
     for col, n in {**by, **{f"made_missing.{c}": n for c, n in report.made_missing.items()}}.items():
         if not n or col == "blank_line":
             continue
@@ -295,36 +299,81 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
         log.warning("%s: %d row(s) whose %s is not %s, e.g. %s", "dropped" if col in by else "kept, value missing",
                     n, field_, EXPECTED[field_], ", ".join(f"{e['file']} line {e['line']}: {e['value']!r}"
                                                            for e in ex))
-    step("missing_required", "SELECT * FROM {src} WHERE ts IS NOT NULL AND event_type IS NOT NULL "
-                             f"AND product_id IS NOT NULL AND {params.session_key} IS NOT NULL")
+    # an optional field that does not parse becomes missing (the raw text stays beside it for the first rule)
+    con.execute("CREATE VIEW t1 AS SELECT * REPLACE ({}) FROM t0".format(
+        ", ".join(f"CASE WHEN {_bad(c)} THEN NULL ELSE {PARSED[c]} END AS {PARSED[c]}" for c in optional)))
+
+    # the row-level rules, in order: each row's code is the first rule that drops it (KEPT if none)
+    row_rules = [("unparseable_value", f"{' OR '.join(_bad(c) for c in required)} OR ({blank})"),
+                 ("missing_required", f"ts IS NULL OR event_type IS NULL OR product_id IS NULL "
+                                      f"OR {params.session_key} IS NULL")]
     if params.limit_to_view_event:
-        step("limit_to_view_event", "SELECT * FROM {src} WHERE event_type = 'view'")
-    for col in params.drop_listwise_nulls:
-        step(f"drop_listwise_nulls.{col}", f"SELECT * FROM {{src}} WHERE {col} IS NOT NULL")
-    if params.session_key == "user_id":  # GRU4Rec's sessions: a user's clicks, cut where the gap exceeds the limit
-        gap = params.session_gap_minutes * 60
-        con.execute(f"""CREATE TABLE by_user AS SELECT * EXCLUDE (user_session, cut),
-            CAST(user_id AS VARCHAR) || '-' || CAST(sum(cut) OVER (PARTITION BY user_id ORDER BY ts, row)
-                AS VARCHAR) AS user_session FROM (
-            SELECT *, CASE WHEN epoch(ts) - epoch(lag(ts) OVER (PARTITION BY user_id ORDER BY ts, row)) <= {gap}
-                THEN 0 ELSE 1 END AS cut FROM {cur})""")
+        row_rules.append(("limit_to_view_event", "event_type <> 'view'"))
+    row_rules += [(f"drop_listwise_nulls.{col}", f"{col} IS NULL") for col in params.drop_listwise_nulls]
+    kept_code = len(row_rules)
+    code = "CASE " + " ".join(f"WHEN {cond} THEN {i}" for i, (_, cond) in enumerate(row_rules)) + f" ELSE {kept_code} END"
+    user_id = ", user_id" if params.session_key == "user_id" else ""
+    con.execute(f"""CREATE TABLE coded AS SELECT row, {sid} AS sid, ts, product_id{user_id},
+        CAST({code} AS TINYINT) AS code FROM t1 {key_join}""")
+    row_counts = dict(con.execute("SELECT code, count(*) FROM coded GROUP BY code").fetchall())
+    # a session outlives rule i when one of its rows is dropped by a later rule or kept: its largest code > i
+    last_codes = dict(con.execute("""SELECT last, count(*) FROM (
+        SELECT max(code) AS last FROM coded WHERE sid IS NOT NULL GROUP BY sid) GROUP BY last""").fetchall())
+    for i, (name, _) in enumerate(row_rules):
+        n = rows - row_counts.get(i, 0)
+        s = sessions - last_codes.get(i, 0)
+        for key, count in (by if i == 0 else {name: rows - n}).items():
+            report.dropped[key] = report.dropped.get(key, 0) + count
+        report.sessions_dropped[name] = report.sessions_dropped.get(name, 0) + sessions - s
+        if n == 0 and rows > 0:
+            raise ValueError(_lost_everything(name, report, by if i == 0 else None))
+        rows, sessions = n, s
+    con.execute(f"CREATE TABLE w0 AS SELECT * EXCLUDE (code) FROM coded WHERE code = {kept_code}")
+    con.execute("DROP TABLE coded")
+    cur = "w0"
+    n_tables = 0
+
+    def step(name: str, sql: str) -> None:
+        """Replace the working table by ``sql`` over it and count the rows and sessions the rule dropped."""
+        nonlocal cur, rows, sessions, n_tables
+        n_tables += 1
+        new = f"w{n_tables}"
+        con.execute(f"CREATE TABLE {new} AS {sql.format(src=cur)}")
         con.execute(f"DROP TABLE {cur}")
-        cur = "by_user"
+        cur = new
+        n, s = con.execute(f"SELECT count(*), count(DISTINCT sid) FROM {cur}").fetchone()
+        # a rule applied more than once (iterative_filter) adds up its counts
+        report.dropped[name] = report.dropped.get(name, 0) + rows - n
+        report.sessions_dropped[name] = report.sessions_dropped.get(name, 0) + sessions - s
+        if n == 0 and rows > 0:
+            raise ValueError(_lost_everything(name, report, None))
+        rows, sessions = n, s
+
+    if params.session_key == "user_id":  # GRU4Rec's sessions: a user's clicks, cut where the gap exceeds the limit;
+        # the session's number is its first click's row, its name user_id-N (the user's N-th session from 1)
+        gap = params.session_gap_minutes * 60
+        n_tables += 1
+        con.execute(f"""CREATE TABLE w{n_tables} AS SELECT row, ts, product_id, user_id,
+            last_value(CASE WHEN cut = 1 THEN row END IGNORE NULLS) OVER w AS sid, sum(cut) OVER w AS n FROM (
+            SELECT *, CASE WHEN epoch(ts) - epoch(lag(ts) OVER (PARTITION BY user_id ORDER BY ts, row)) <= {gap}
+                THEN 0 ELSE 1 END AS cut FROM {cur})
+            WINDOW w AS (PARTITION BY user_id ORDER BY ts, row ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)""")
+        con.execute(f"DROP TABLE {cur}")
+        cur = f"w{n_tables}"
         before = sessions
-        rows, sessions = _rows_and_sessions(con, cur)
+        rows, sessions = con.execute(f"SELECT count(*), count(DISTINCT sid) FROM {cur}").fetchone()
         report.result["sessions_from_user_id"] = {"kaggle_user_sessions": before, "sessions": sessions,
                                                   "gap_minutes": params.session_gap_minutes}
     if params.dedup_consecutive:
         step("dedup_consecutive", """SELECT * EXCLUDE (prev) FROM (
-            SELECT *, lag(product_id) OVER (PARTITION BY user_session ORDER BY ts, row) AS prev FROM {src})
+            SELECT *, lag(product_id) OVER (PARTITION BY sid ORDER BY ts, row) AS prev FROM {src})
             WHERE prev IS NULL OR prev <> product_id""")
     item_support = f"""SELECT * FROM {{src}} WHERE product_id IN (
         SELECT product_id FROM {{src}} GROUP BY product_id HAVING count(*) >= {params.min_item_support})"""
-    session_products = f"""SELECT * FROM {{src}} WHERE user_session IN (
-        SELECT user_session FROM {{src}} GROUP BY user_session
-        HAVING count(DISTINCT product_id) >= {params.min_products_per_session})"""
-    session_events = f"""SELECT * FROM {{src}} WHERE user_session IN (
-        SELECT user_session FROM {{src}} GROUP BY user_session HAVING count(*) >= {params.min_session_events})"""
+    session_products = f"""SELECT * FROM {{src}} WHERE sid IN (
+        SELECT sid FROM {{src}} GROUP BY sid HAVING count(DISTINCT product_id) >= {params.min_products_per_session})"""
+    session_events = f"""SELECT * FROM {{src}} WHERE sid IN (
+        SELECT sid FROM {{src}} GROUP BY sid HAVING count(*) >= {params.min_session_events})"""
     if params.iterative_filter:  # GRU4Rec's: short sessions, then rare items, until neither drops a row
         rounds = 0
         while True:
@@ -337,13 +386,20 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
     elif params.min_item_support > 1:
         step("min_item_support", item_support)
     step("max_session_length", f"""SELECT * EXCLUDE (rk) FROM (
-        SELECT *, row_number() OVER (PARTITION BY user_session ORDER BY ts DESC, row DESC) AS rk FROM {{src}})
+        SELECT *, row_number() OVER (PARTITION BY sid ORDER BY ts DESC, row DESC) AS rk FROM {{src}})
         WHERE rk <= {params.max_session_length}""")
     step("min_products_per_session", session_products)
     if params.min_session_events > 1:
         step("min_session_events", session_events)
 
-    create_levels_and_vocab(con, cur)
+    # the kept rows' fields, joined back once by row
+    user_session = ("CAST(t1.user_id AS VARCHAR) || '-' || CAST(w.n AS VARCHAR)" if params.session_key == "user_id"
+                    else "t1.user_session")
+    raw_cols = "event_time_raw, price_raw, product_id_raw, category_id_raw, user_id_raw"
+    # ts and product_id come parsed from the working table
+    create_levels_and_vocab(con, f"""(SELECT t1.* EXCLUDE ({raw_cols}, user_session, ts, product_id), w.ts,
+        w.product_id, {user_session} AS user_session FROM t1 JOIN {cur} w USING (row))""")
+    con.execute(f"DROP TABLE {cur}")
     con.execute("""CREATE TABLE sess AS SELECT user_session,
         CAST(row_number() OVER (ORDER BY min(ts), user_session) - 1 AS INTEGER) AS session
         FROM levels GROUP BY user_session""")
