@@ -16,6 +16,8 @@ Figures (each cell a fresh process; run it alone, the timings assume an otherwis
   and 200k products;
 * ``evaluate``: test examples per minute over the full catalogue at 4k and 200k products;
 * ``scoring``: the full-catalogue scoring matmul's GFLOP/s against this machine's large square matmul (the ceiling);
+* ``weight_search``: the hybrid's weight search per validation session over its 286-point first stage, counting a few
+  candidates per session against counting the whole catalogue, at 4k and 200k products (drawn parts, equal curves);
 * ``pipeline``: ``dvc repro`` stage by stage on a streamed synthetic REES46 (a small one by default; with ``--full``
   110M rows over two months and 200k products), each stage's wall time and peak memory (its processes' largest RSS).
 
@@ -42,10 +44,13 @@ from versions import markdown_table, run_snippet  # noqa: E402
 
 SIZES = {  # quick / full: what each figure runs on
     "smoke": {"fe_rows": 20_000, "graph_sessions": 5_000, "store_sessions": 200, "items": [4000, 200_000],
+              "weight_sessions": 10,
               "pipeline": {"sessions_per_month": 2_000, "n_items": 2_000, "n_categories": 40, "n_brands": 100}},
     "quick": {"fe_rows": 300_000, "graph_sessions": 100_000, "store_sessions": 1500, "items": [4000, 200_000],
+              "weight_sessions": 60,
               "pipeline": {"sessions_per_month": 15_000, "n_items": 5_000, "n_categories": 150, "n_brands": 300}},
     "full": {"fe_rows": 5_000_000, "graph_sessions": 1_000_000, "store_sessions": 6000, "items": [4000, 200_000],
+             "weight_sessions": 200,
              "pipeline": {"sessions_per_month": 16_000_000, "n_items": 200_000, "n_categories": 1000,
                           "n_brands": 3000}},
 }
@@ -198,11 +203,34 @@ def scoring() -> dict:
             "share_of_ceiling": round(r["scoring_gflops"] / r["ceiling_gflops"], 2), "threads": r["threads"]}
 
 
+WEIGHT_SEARCH = """
+import json, sys
+sys.path.insert(0, {speed!r})
+from weight_search import measure
+print(json.dumps({{str(n): measure(n, int(sys.argv[1])) for n in map(int, sys.argv[2:])}}))
+"""
+
+
+def weight_search(size: dict) -> dict:
+    r = run_snippet(WEIGHT_SEARCH.format(speed=str(SPEED)), [size["weight_sessions"], *size["items"]])
+    return {f"hybrid@{n}": {"candidates_ms_per_session": v["ms_per_session"]["candidates"],
+                            "full_ms_per_session": v["ms_per_session"]["full"], "speedup": v["speedup"],
+                            "undecided_share": v["undecided_share"], "curves_equal": v["curves_equal"],
+                            "points": v["points"]} for n, v in r.items()}
+
+
 MEASURED = """
-import json, resource, subprocess, sys, time
+import json, os, resource, subprocess, sys, time
+def size(d):  # bytes under folder d (0 if absent)
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs
+               if os.path.exists(os.path.join(r, f)))
 t0 = time.perf_counter()
-rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
-print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t0,
+p = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
+tmp_peak = 0
+while p.poll() is None:  # the stage's temporary folder, once a second
+    tmp_peak = max(tmp_peak, size(sys.argv[1]))
+    time.sleep(1)
+print(json.dumps({"rc": p.returncode, "seconds": time.perf_counter() - t0, "tmp_peak_mib": tmp_peak / 2**20,
                   "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 
@@ -221,8 +249,11 @@ def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None) -> 
     proj, env = throwaway_project(ROOT, tmp / "pipeline", overrides, link_cache=True)  # 14 GB of CSV is not copied
     out = {}
     for stage in stages:
-        r = run_snippet(MEASURED, ["dvc", "repro", "--single-item", stage], cwd=proj, env=env)
+        r = run_snippet(MEASURED, [proj / "data" / "interim" / ".tmp", "dvc", "repro", "--single-item", stage],
+                        cwd=proj, env=env)
         out[stage] = {"seconds": round(r["seconds"], 1), "peak_mib": round(r["peak_mib"])}
+        if stage == "filter_encode":  # its work folder (staged Parquet, DuckDB's database and spill files)
+            out[stage]["tmp_peak_mib"] = round(r["tmp_peak_mib"])
         print(f"pipeline {stage}: {out[stage]}", flush=True)
         if r["rc"]:  # e.g. out of memory: the figures so far are kept, the failure is one of them
             out[stage]["failed_exit_code"] = r["rc"]
@@ -234,7 +265,8 @@ def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None) -> 
     if "filter_encode" in stages:
         report = json.loads((proj / "metrics" / "data_report.json").read_text())
         data.update(rows_read=report["rows_read"], rows_kept=report["rows_kept"], sessions=report["sessions"],
-                    items=report["items"])
+                    items=report["items"], raw_mib=round(sum(f.stat().st_size for f in (proj / "data" / "raw").rglob("*")
+                                                             if f.is_file()) / 2**20))
     if "build_graphs" in stages:
         graphs = json.loads((proj / "metrics" / "graphs_report.json").read_text())
         data.update(graph_examples={k: v["examples"] for k, v in graphs.items() if isinstance(v, dict)
@@ -309,9 +341,15 @@ def table(results: dict) -> str:
         sc = results["scoring"]
         rows.append([f"scoring matmul, 200k products ({sc['threads']} threads)", f"{sc['scoring_gflops']} GFLOP/s",
                      f"2048² matmul {sc['ceiling_gflops']} GFLOP/s", f"{sc['share_of_ceiling']:.0%} of the ceiling"])
+    for key, r in results.get("weight_search", {}).items():
+        rows.append([f"hybrid weight search, {int(key.split('@')[1]):,} products, {r['points']} points: ms per "
+                     "validation session", f"{r['candidates_ms_per_session']:,} (candidates"
+                     + (", equal curve)" if r["curves_equal"] else ", CURVE DIFFERS)"),
+                     f"whole catalogue {r['full_ms_per_session']:,}", f"{r['speedup']}x"])
     for stage, r in results.get("pipeline", {}).items():
         if stage != "data":
-            rows.append([f"pipeline {stage}", f"{r['seconds']} s, {r['peak_mib']:,} MiB peak",
+            disk = f", {r['tmp_peak_mib']:,} MiB temp disk" if "tmp_peak_mib" in r else ""
+            rows.append([f"pipeline {stage}", f"{r['seconds']} s, {r['peak_mib']:,} MiB peak{disk}",
                          "target: peak under 16 GiB", f"{r['peak_mib'] / 16384:.2f}x the cap"])
     return markdown_table(["figure", "measured", "reference", "ratio"], rows)
 
@@ -392,6 +430,7 @@ def main() -> int:
                          ("build_graphs", lambda: build_graphs(size, tmp)), ("startup", startup),
                          ("loader", lambda: loader(size, tmp)), ("train", lambda: train(size, tmp)),
                          ("evaluate", lambda: evaluate(size, tmp)), ("scoring", scoring),
+                         ("weight_search", lambda: weight_search(size)),
                          ("pipeline", lambda: pipeline(size, tmp, args.stages, args.model))):
             if name in args.skip:
                 continue

@@ -57,3 +57,17 @@ def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
     assert block, "docs/scale.md has no pipeline-gnn-2000000 table"
     results = run.nested(json.loads((ROOT / "benchmarks/results/pipeline-gnn-2000000.json").read_text()))
     assert block.group(1) == run.table(results)
+
+
+def test_the_weight_search_table_is_rendered_from_its_committed_json():
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("weight_search", ROOT / "benchmarks/speed/weight_search.py")
+    ws = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ws)
+    block = re.search(r"<!-- weight-search -->\n(.*?)\n<!-- /weight-search -->", (ROOT / "docs/speed.md").read_text(),
+                      re.S)
+    assert block, "docs/speed.md has no weight-search table"
+    results = json.loads((ROOT / "benchmarks/results/weight_search.json").read_text())
+    assert block.group(1) == ws.table(results), "docs/speed.md's weight search table is stale"

@@ -102,13 +102,33 @@ class Hybrid(nn.Module):
     @staticmethod
     def pool_inputs(parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the pooling needs from ``parts`` (M + 3, B, N), once per batch: their logs, and the tie-break term
-        (the networks' mean probability)."""
-        return torch.log(parts + EPS), TIE * parts[:-1 - len(REPEAT_PARTS)].mean(dim=0)
+        (the networks' mean probability). Elementwise, so any selection of items (``parts`` (M + 3, B, C)) gets the
+        values the whole catalogue's would have there."""
+        nets = parts[:-1 - len(REPEAT_PARTS)]
+        total = nets[0]
+        for p in nets[1:]:
+            total = total + p
+        return torch.log(parts + EPS), TIE * (total / len(nets))
+
+    @staticmethod
+    def weighted_sum(w: torch.Tensor, logs: torch.Tensor) -> torch.Tensor:
+        """``sum_m w[m] * logs[m]`` over the first axis (M + 3) of ``w`` and ``logs``, the rest broadcast: one multiply
+        and one add per part, in part order, so an element's value does not depend on the shape it is computed in
+        (the weight search scores a few candidates per session bit for bit as ``pool`` scores the whole catalogue)."""
+        out = w[0] * logs[0]
+        for m in range(1, logs.shape[0]):
+            out = out + w[m] * logs[m]
+        return out
 
     @staticmethod
     def pool(logs: torch.Tensor, tie: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Log-linear pooling with weights ``w`` (M + 3,), plus the tie-break term; (B, N), padding at -inf."""
-        return mask_padding(torch.einsum("m,mbn->bn", w, logs) + tie)
+        return mask_padding(Hybrid.weighted_sum(w.view(-1, 1, 1), logs) + tie)
+
+    @staticmethod
+    def tie_bound(kth: torch.Tensor) -> torch.Tensor:
+        """(B,) an upper bound of the tie-break term of any item whose part scores are at most ``kth`` (M + 3, B)."""
+        return TIE * kth[:-1 - len(REPEAT_PARTS)].mean(dim=0)
 
     def explain(self, batch: Batch, items: torch.Tensor) -> dict:
         """Each part's weight and its contribution ``w_m log(normalised score + eps)`` to the score of every item of

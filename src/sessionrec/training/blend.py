@@ -4,13 +4,16 @@ the model, which only pools its parts with the weights it is given."""
 from __future__ import annotations
 
 import itertools
+import logging
 
 import numpy as np
 import torch
 
 from sessionrec.metrics import metrics_from_counts, rank_counts
-from sessionrec.scoring import scoring_batch_size
+from sessionrec.models.layers import mask_padding
+from sessionrec.scoring import chunk_rows, scoring_batch_size
 
+log = logging.getLogger(__name__)
 STEP = 10  # grid resolution: weights are multiples of 1 / STEP
 
 
@@ -20,21 +23,116 @@ def simplex_grid(parts: int, step: int = STEP) -> list[tuple[float, ...]]:
             if sum(combo) == step]
 
 
+
+
+def per_part_for(n_items: int) -> int:
+    """Candidates per part: each part's best items are scored at every grid point, the whole catalogue only for the
+    pairs they leave undecided. More candidates cost every pair a little, fewer leave more pairs to the whole
+    catalogue; about the square root of the catalogue balanced the two at 4k and 200k products
+    (``benchmarks/speed/weight_search.py``)."""
+    return max(32, round(n_items ** 0.5))
+
+
+MARGIN = 1e-10  # float64 rounding of a blended score is under 1e-13; a bound must clear it by this much
+CUTOFF = 20  # the weights are chosen on MRR@20
+GRID_BUDGET = 1 << 18  # candidate scores made at once (2 MB of float64)
+
+
+def candidate_counts(model, parts: torch.Tensor, target: torch.Tensor, ws: torch.Tensor, per_part: int):
+    """``(g, e, decided)`` (G, B) for every weight vector of ``ws`` (G, M + 3) at once: the counts of
+    ``metrics.rank_counts(model.pool(*model.pool_inputs(parts), w), target, within=CUTOFF)`` wherever ``decided``,
+    from a few candidate items per session instead of the whole catalogue.
+
+    The candidates are the union of every part's ``per_part`` best items (those tied with a part's ``per_part``-th
+    best score left to the bound). An item outside it scores at most ``kth`` (each part's ``per_part``-th best score)
+    in every part, so under weights ``w`` (non-negative) its pooled score is at most ``bound = w . log(kth + eps) +
+    tie_bound(kth)``. Where the target scores above ``bound`` (by ``MARGIN``), no item outside the candidates
+    reaches it, and counting over the candidates is exact; where ``CUTOFF`` candidates already score above it, every
+    metric at ``CUTOFF`` is 0, exact too. The other (point, session) pairs are left undecided, for the caller to
+    score over the whole catalogue. Only the candidates' and the target's parts go through ``model.pool_inputs``
+    and ``model.weighted_sum``, both elementwise in part order: a candidate's score is bit for bit its score in
+    ``model.pool``, and the logs of the whole ``(M + 3, B, N)`` are never taken."""
+    P, B, N = parts.shape
+    rows = torch.arange(B, device=parts.device)
+    wg = ws.T.reshape(P, -1, 1, 1)  # (P, G, 1, 1): the grid against (P, 1, B, ...) scores
+    t_logs, t_tie = model.pool_inputs(parts[:, rows, target])  # (P, B), (B,)
+    s_t = model.weighted_sum(wg[..., 0], t_logs.unsqueeze(1)) + t_tie  # (G, B)
+    k = min(per_part, N - 1)
+    top = parts[:, :, 1:].topk(k, dim=2)  # padding (item 0) is never ranked
+    kth = top.values[:, :, -1]  # (P, B)
+    if k == N - 1:  # every item is a candidate
+        valid = torch.ones_like(top.values, dtype=torch.bool)
+        bound = torch.full_like(s_t, -torch.inf)
+    else:  # an item at a part's kth score is covered by the bound: the rest of each list are the candidates
+        valid = top.values > kth.unsqueeze(2)
+        kth_logs, _ = model.pool_inputs(kth)
+        bound = model.weighted_sum(wg[..., 0], kth_logs.unsqueeze(1)) + model.tie_bound(kth)
+    idx = torch.where(valid, top.indices + 1, N).permute(1, 0, 2).reshape(B, P * k).sort(dim=1).values
+    keep = (idx < N) & (idx != target.unsqueeze(1))
+    keep[:, 1:] &= idx[:, 1:] != idx[:, :-1]  # each candidate once
+    first = (~keep).to(torch.int8).argsort(dim=1, stable=True)[:, :max(int(keep.sum(1).max()), 1)]  # kept first
+    idx, keep = idx.gather(1, first), keep.gather(1, first)  # (B, C)
+    cand_logs, cand_tie = model.pool_inputs(parts.gather(2, torch.where(keep, idx, 0).expand(P, -1, -1)))
+    cand_logs, cand_tie = cand_logs.unsqueeze(1), cand_tie.masked_fill(~keep, -torch.inf)  # (P, 1, B, C), (B, C)
+    g = torch.empty_like(s_t, dtype=torch.long)
+    e = torch.empty_like(g)
+    span = max(1, GRID_BUDGET // idx.numel())  # grid points at once: their (span, B, C) scores stay in cache
+    for g0 in range(0, len(ws), span):
+        scores = model.weighted_sum(wg[:, g0:g0 + span], cand_logs) + cand_tie
+        st = s_t[g0:g0 + span].unsqueeze(2)
+        g[g0:g0 + span] = (scores > st).sum(2)
+        e[g0:g0 + span] = 1 + (scores == st).sum(2)
+    beyond = g >= CUTOFF
+    g = torch.where(beyond, torch.full_like(g, CUTOFF), g)
+    e = torch.where(beyond, torch.ones_like(e), e)
+    return g, e, beyond | (s_t > bound + MARGIN)
+
+
+def batch_curve(model, parts: torch.Tensor, target: torch.Tensor, ws: torch.Tensor, ties: str,
+                per_part: int | None = None) -> tuple[torch.Tensor, int]:
+    """``(sums, undecided)``: the MRR@20 summed over a batch's sessions for every weight vector of ``ws`` (G, M + 3)
+    from the batch's ``parts`` (M + 3, B, N) and ``target`` (B,), and how many (point, session) pairs the candidates
+    (``candidate_counts``) left to the whole catalogue. ``per_part``: candidates per part (None: ``per_part_for``
+    the catalogue; 0: none, every pair over the whole catalogue, the reference the candidates equal bit for bit)."""
+    if per_part is None:
+        per_part = per_part_for(parts.shape[2])
+    if per_part == 0:  # every point over the whole batch: the logs once, then one pooling per point
+        logs, tie = model.pool_inputs(parts)
+        counts = [rank_counts(model.pool(logs, tie, w), target, masked=True, within=CUTOFF) for w in ws]
+        g, e = torch.stack([c[0] for c in counts]), torch.stack([c[1] for c in counts])
+        return metrics_from_counts(g, e, [CUTOFF], ties)[f"MRR@{CUTOFF}"].sum(dim=1).cpu(), g.numel()
+    g, e, decided = candidate_counts(model, parts, target, ws, per_part)
+    points, rows = (~decided).nonzero(as_tuple=True)
+    if len(points):  # the undecided pairs over the whole catalogue: their sessions' logs once, a chunk of pairs at a time
+        open_rows, at = rows.unique(return_inverse=True)
+        logs, tie = model.pool_inputs(parts[:, open_rows])  # (P, rows, N)
+        step = chunk_rows(parts.shape[2])
+        for c0 in range(0, len(points), step):
+            i, r, a = points[c0:c0 + step], rows[c0:c0 + step], at[c0:c0 + step]
+            scores = mask_padding(model.weighted_sum(ws[i].T.unsqueeze(2), logs[:, a]) + tie[a])  # (pairs, N)
+            g[i, r], e[i, r] = rank_counts(scores, target[r], masked=True, within=CUTOFF)
+    return metrics_from_counts(g, e, [CUTOFF], ties)[f"MRR@{CUTOFF}"].sum(dim=1).cpu(), len(points)
+
+
 @torch.no_grad()
-def validation_curve(model, store, batch_size: int, ties: str, device, grid: list) -> dict:
+def validation_curve(model, store, batch_size: int, ties: str, device, grid: list,
+                     per_part: int | None = None) -> dict:
     """Validation MRR@20 of ``model`` with every weight vector of ``grid``. Each batch's parts are computed once;
-    per point only the target's rank is counted, so the grid costs a few passes over each (B, N) batch (B at most
-    ``scoring.chunk_rows``: the parts are (M + 3, B, N) float64)."""
+    every grid point is then counted over a few candidate items per session (``candidate_counts``), and over the
+    whole catalogue only for the (session, point) pairs the candidates leave undecided. The result is exactly the
+    full-catalogue count's (tests/test_models.py compares them point by point), and the cost per point no longer
+    grows with the catalogue (``benchmarks/speed/weight_search.py``)."""
     ws = torch.tensor(grid, dtype=torch.float64, device=device)
-    sums, n = torch.zeros(len(grid), dtype=torch.float64), 0
+    sums, n, undecided = torch.zeros(len(grid), dtype=torch.float64), 0, 0
     for batch in store.iter_batches(scoring_batch_size(model, batch_size, model.n_items)):
         batch = batch.to(device)
-        logs, tie = model.pool_inputs(model.parts(batch))
-        for i, w in enumerate(ws):
-            scores = model.pool(logs, tie, w)
-            mrr = metrics_from_counts(*rank_counts(scores, batch.target, masked=True, within=20), [20], ties)["MRR@20"]
-            sums[i] += mrr.sum().cpu()
+        batch_sums, open_pairs = batch_curve(model, model.parts(batch), batch.target, ws, ties, per_part)
+        sums += batch_sums
+        undecided += open_pairs
         n += batch.size
+    if per_part != 0:
+        log.info("weight search: %d points x %d sessions, %.2f%% of the pairs scored over the whole catalogue",
+                 len(grid), n, 100 * undecided / max(len(grid) * n, 1))
     return {w: float(v) / max(n, 1) for w, v in zip(grid, sums)}
 
 
@@ -48,8 +146,7 @@ def choose_weights(model, store, batch_size: int, ties: str, device) -> dict:
     2. the repeat weights ``(r_last, r_earlier)`` on their grid of step 0.1 (sum at most 1), the parts of ``u``
        scaled by ``1 - r_last - r_earlier``; ``(0, 0)`` is a candidate and wins ties, so the repeat parts enter only
        when they raise validation MRR@20.
-    The full grid over all M + 3 parts has 3,003 points for M = 3 (about 4 min per seed on the synthetic default on
-    2 cores, 10 times these two stages' 286 + 66)."""
+    The full grid over all M + 3 parts has 3,003 points for M = 3, 10 times these two stages' 286 + 66."""
     model.eval()
     n_base = len(model.nets) + 1
     base = simplex_grid(n_base)
