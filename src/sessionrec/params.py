@@ -139,6 +139,8 @@ class ModelParams:
     logq: float = _f(1.0, lo=0.0, hi=10.0, doc="sampled loss: weight of the log-Q correction; 0 = none")
     optimizer: str = _f("adam", choices=("adam", "lazy_adam"),
                         doc="adam, or lazy_adam (sampled loss: only the product rows a batch touched are updated)")
+    precision: str = _f("fp32", choices=("fp32", "bf16"),
+                        doc="training steps in fp32, or under bfloat16 autocast (GPUs); scoring stays fp32")
     hybrid_nets: list = _f(["gru4rec", "srgnn", "graph_with_embeddings_and_attention"],
                            doc="hybrid: the networks blended with STAN")
     knn_k: int = _f(100, lo=1, hi=100_000, doc="session-kNN: neighbours")

@@ -3,13 +3,15 @@ the store that builds it (``sessionrec.graphs.store``)."""
 
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass, fields
 
 import torch
 
 from sessionrec.graphs.ranges import ranges
 
-__all__ = ["Batch", "ranges"]  # ranges re-exported: the models import it from here
+__all__ = ["Batch", "prefetched", "ranges"]  # ranges re-exported: the models import it from here
 
 
 @dataclass
@@ -37,6 +39,52 @@ class Batch:
     def to(self, device) -> "Batch":
         return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)})
 
+    def pinned(self, pin: bool = True) -> "Batch":
+        """In page-locked memory (when ``pin``), so ``to`` a GPU copies asynchronously."""
+        return Batch(**{f.name: getattr(self, f.name).pin_memory() for f in fields(self)}) if pin else self
+
     @property
     def size(self) -> int:
         return self.target.shape[0]
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def prefetched(items, depth: int = 2):
+    """The items of the iterator ``items``, made up to ``depth`` ahead on a background thread, in order: on a GPU the
+    next batches are read from the store, collated and pinned while the device trains on this one. An exception in
+    ``items`` is raised here; a consumer that stops early stops the thread at its next item."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop, end = threading.Event(), object()
+
+    def put(x) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for x in items:
+                if not put(x):
+                    return
+        except BaseException as e:  # handed to the consumer
+            put(_Failed(e))
+            return
+        put(end)
+
+    thread = threading.Thread(target=work, daemon=True, name="prefetch")
+    thread.start()
+    try:
+        while (x := ready.get()) is not end:
+            if isinstance(x, _Failed):
+                raise x.error
+            yield x
+    finally:
+        stop.set()

@@ -242,7 +242,7 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
     One pass per kind of work: one scan counts the unparseable values; one pass gives every row the first row-level
     rule that drops it (parsing, missing fields, event type, listwise nulls), from which every such rule's row and
     session counts follow; the session rules then rewrite a narrow table of integers only (``row``, ``sid`` = the
-    session key's number, ``ts``, ``product_id``), never the strings; the last pass joins the kept rows back to their
+    session key's 64-bit hash, or its number where two keys share a hash, ``ts``, ``product_id``), never the strings; the last pass joins the kept rows back to their
     parsed fields and writes the output. At 110M rows the one-table-rewrite-per-rule design moved every string column
     once per rule (25 GB of temporary database)."""
     con.execute(f"SET memory_limit='{params.memory_limit}'")

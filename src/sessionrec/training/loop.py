@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from sessionrec import distributed
+from sessionrec.graphs.batch import prefetched
 from sessionrec.graphs.store import GraphStore
 from sessionrec.models import COMPOSITE, NETWORK, build_model
 from sessionrec.runtime import pick_device, seed_everything
@@ -48,6 +49,7 @@ class TrainConfig:
     sample_alpha: float = 0.5
     logq: float = 1.0
     optimizer: str = "adam"  # make_optimizer: adam | lazy_adam
+    precision: str = "fp32"  # fp32 | bf16: each training step's forward and loss under bfloat16 autocast
 
 
 def validate(model, val: GraphStore, cfg: TrainConfig, device) -> dict:
@@ -140,25 +142,31 @@ class TrainStep(torch.nn.Module):
         return self.loss_fn(self.model, batch)
 
 
-def train_epoch(model, opt, train: GraphStore, cfg: TrainConfig, epoch: int, device, step=None) -> float:
+def train_epoch(model, opt, train: GraphStore, cfg: TrainConfig, epoch: int, device, step=None,
+                prefetch: bool | None = None) -> float:
     """One shuffled pass (order from ``seed`` and ``epoch``) of ``step`` (a ``TrainStep``, possibly wrapped for
     data-parallel training; default ``model`` with the full-catalogue cross-entropy); the mean loss over every rank's
     examples. Inside a process group each rank takes its rows ``rank::world`` of every global batch and scales its
-    loss by its share, so the averaged gradient is the global batch's (``sessionrec.distributed``)."""
+    loss by its share, so the averaged gradient is the global batch's (``sessionrec.distributed``).
+
+    ``cfg.precision`` bf16 runs each step's forward and loss under bfloat16 autocast (the backward follows its
+    dtypes). ``prefetch`` (default: on a GPU) reads, collates and pins the next batches on a background thread while
+    the device trains on this one; on CPU the thread would take a core from the step's own threads."""
     step = step or TrainStep(model, FullSoftmax())
     step.train()
     rank, world = distributed.world()
     total, n = 0.0, 0
-    bar = tqdm(train.batch_order(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
-               total=-(-len(train) // cfg.batch_size), desc=f"epoch {epoch}", leave=False, disable=rank > 0)
-    for idx in bar:
-        if len(idx) < world:  # a last batch too small to give every rank a row: every rank skips it alike
-            continue
-        mine = idx[rank::world]
-        batch = train.batch(mine).to(device)
-        loss = step(batch)
+    order = tqdm(train.batch_order(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
+                 total=-(-len(train) // cfg.batch_size), desc=f"epoch {epoch}", leave=False, disable=rank > 0)
+    pin = device.type == "cuda"
+    # a last batch too small to give every rank a row: every rank skips it alike
+    batches = ((train.batch(idx[rank::world]).pinned(pin), len(idx)) for idx in order if len(idx) >= world)
+    for batch, global_rows in (prefetched(batches) if (pin if prefetch is None else prefetch) else batches):
+        batch = batch.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            loss = step(batch)
         opt.zero_grad(set_to_none=True)
-        (loss if world == 1 else loss * (len(mine) * world / len(idx))).backward()
+        (loss if world == 1 else loss * (batch.size * world / global_rows)).backward()
         opt.step()
         total += loss.item() * batch.size
         n += batch.size
