@@ -405,17 +405,21 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
         FROM levels GROUP BY user_session""")
     con.execute("""CREATE TABLE items AS SELECT product_id,
         CAST(row_number() OVER (ORDER BY product_id) AS INTEGER) AS item FROM levels GROUP BY product_id""")
-    con.execute(f"""COPY (
-        SELECT s.session, l.user_session, CAST(epoch(l.ts) AS BIGINT) AS ts, l.row, i.item, l.product_id,
+    # the joins into a table, then the sort into the file: at 52M rows kept, joins and sort in one query ran out of
+    # DuckDB's 8 GB (the sort of the whole output, strings included, waiting on the joins' hash tables)
+    con.execute(f"""CREATE TABLE encoded AS
+        SELECT s.session, l.user_session, l.ts, l.row, i.item, l.product_id,
                l.category_id, {ENCODED_COLUMNS}, CAST(l.price AS FLOAT) AS price, l.user_id
         FROM levels l JOIN sess s USING (user_session) JOIN items i USING (product_id)
-        {VOCAB_JOINS}
-        ORDER BY s.session, l.ts, l.row) TO '{tmp / "events.parquet"}' (FORMAT parquet)""")
-    con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, code) TO '{tmp / 'vocab.parquet'}' (FORMAT parquet)")
+        {VOCAB_JOINS}""")
     counts = con.execute("""SELECT count(*), count(DISTINCT user_session), count(DISTINCT product_id),
         count(DISTINCT category_id), count(DISTINCT category_l), count(DISTINCT sub_category_l),
         count(DISTINCT element_l), count(DISTINCT brand_l), count(*) FILTER (WHERE price IS NULL)
         FROM levels""").fetchone()
+    con.execute("DROP TABLE levels")
+    con.execute(f"""COPY (SELECT * REPLACE (CAST(epoch(ts) AS BIGINT) AS ts) FROM encoded e
+        ORDER BY e.session, e.ts, e.row) TO '{tmp / "events.parquet"}' (FORMAT parquet)""")
+    con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, code) TO '{tmp / 'vocab.parquet'}' (FORMAT parquet)")
     keys = ("rows", "sessions", "items", "category_ids", "categories", "sub_categories", "elements", "brands",
             "rows_missing_price")
     report.result.update({"rows_kept": counts[0], **dict(zip(keys[1:], counts[1:]))})
