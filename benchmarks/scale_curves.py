@@ -23,14 +23,17 @@ STAGES = ("download", "filter_encode", "split", "build_graphs", "train", "evalua
 def scale_table(runs: list) -> str:
     """One row per run: its size, then each stage's seconds and peak GiB."""
     stages = [st for st in STAGES if any(f"pipeline.{st}.seconds" in r for r in runs)]
+    disk = all("pipeline.filter_encode.tmp_peak_mib" in r for r in runs)
     head = ["rows read", "rows kept", "sessions", "training examples",
-            *(f"{st} s / GiB" for st in stages)]
+            *(f"{st} s / GiB" for st in stages), *(["filter_encode temp disk / CSV in, GiB"] if disk else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
         cells = [f"{r['pipeline.data.rows_read']:,}", f"{r['pipeline.data.rows_kept']:,}",
                  f"{r['pipeline.data.sessions']:,}", f"{r['pipeline.data.graph_examples.train']:,}"]
         cells += [f"{r[f'pipeline.{st}.seconds']:.0f} / {r[f'pipeline.{st}.peak_mib'] / 1024:.1f}"
                   if f"pipeline.{st}.seconds" in r else "" for st in stages]
+        if disk:
+            cells.append(f"{r['pipeline.filter_encode.tmp_peak_mib'] / 1024:.1f} / {r['pipeline.data.raw_mib'] / 1024:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -400,6 +400,10 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
     create_levels_and_vocab(con, f"""(SELECT t1.* EXCLUDE ({raw_cols}, user_session, ts, product_id), w.ts,
         w.product_id, {user_session} AS user_session FROM t1 JOIN {cur} w USING (row))""")
     con.execute(f"DROP TABLE {cur}")
+    con.execute("DROP VIEW t1")
+    con.execute("DROP VIEW t0")
+    for path in staged:  # read for the last time: their disk is the output's
+        path.unlink()
     con.execute("""CREATE TABLE sess AS SELECT user_session,
         CAST(row_number() OVER (ORDER BY min(ts), user_session) - 1 AS INTEGER) AS session
         FROM levels GROUP BY user_session""")
