@@ -2,6 +2,7 @@
 uses, each against the plain step on the same batches."""
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -63,8 +64,6 @@ def test_prefetch_keeps_order_raises_the_producers_error_and_stops_with_the_cons
     it = prefetched(counting(), depth=2)
     assert [next(it) for _ in range(3)] == [0, 1, 2]
     it.close()  # the consumer stops: the producer stops within a few items, not at 10,000
-    import time
-
     time.sleep(0.5)
     assert len(made) < 10
     assert np.all(np.diff(made) == 1)

@@ -23,8 +23,6 @@ def simplex_grid(parts: int, step: int = STEP) -> list[tuple[float, ...]]:
             if sum(combo) == step]
 
 
-
-
 def per_part_for(n_items: int) -> int:
     """Candidates per part: each part's best items are scored at every grid point, the whole catalogue only for the
     pairs they leave undecided. More candidates cost every pair a little, fewer leave more pairs to the whole
@@ -103,7 +101,7 @@ def batch_curve(model, parts: torch.Tensor, target: torch.Tensor, ws: torch.Tens
         return metrics_from_counts(g, e, [CUTOFF], ties)[f"MRR@{CUTOFF}"].sum(dim=1).cpu(), g.numel()
     g, e, decided = candidate_counts(model, parts, target, ws, per_part)
     points, rows = (~decided).nonzero(as_tuple=True)
-    if len(points):  # the undecided pairs over the whole catalogue: their sessions' logs once, a chunk of pairs at a time
+    if len(points):  # the undecided pairs over the whole catalogue: their sessions' logs once, pairs in chunks
         open_rows, at = rows.unique(return_inverse=True)
         logs, tie = model.pool_inputs(parts[:, open_rows])  # (P, rows, N)
         step = chunk_rows(parts.shape[2])
