@@ -242,9 +242,9 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
     One pass per kind of work: one scan counts the unparseable values; one pass gives every row the first row-level
     rule that drops it (parsing, missing fields, event type, listwise nulls), from which every such rule's row and
     session counts follow; the session rules then rewrite a narrow table of integers only (``row``, ``sid`` = the
-    session key's 64-bit hash, or its number where two keys share a hash, ``ts``, ``product_id``), never the strings; the last pass joins the kept rows back to their
-    parsed fields and writes the output. At 110M rows the one-table-rewrite-per-rule design moved every string column
-    once per rule (25 GB of temporary database)."""
+    session key's 64-bit hash, or its number where two keys share a hash, ``ts``, ``product_id``), never the
+    strings; the last pass joins the kept rows back to their parsed fields and writes the output. At 110M rows the
+    one-table-rewrite-per-rule design moved every string column once per rule (25 GB of temporary database)."""
     con.execute(f"SET memory_limit='{params.memory_limit}'")
     con.execute(f"SET temp_directory='{tmp / 'spill'}'")
     con.execute("SET TimeZone='UTC'")
@@ -303,7 +303,7 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
     con.execute("CREATE VIEW t1 AS SELECT * REPLACE ({}) FROM t0".format(
         ", ".join(f"CASE WHEN {_bad(c)} THEN NULL ELSE {PARSED[c]} END AS {PARSED[c]}" for c in optional)))
 
-    # the row-level rules, in order: each row's code is the first rule that drops it (KEPT if none)
+    # the row-level rules, in order: each row's code is the index of the first rule that drops it (kept_code if none)
     row_rules = [("unparseable_value", f"{' OR '.join(_bad(c) for c in required)} OR ({blank})"),
                  ("missing_required", f"ts IS NULL OR event_type IS NULL OR product_id IS NULL "
                                       f"OR {params.session_key} IS NULL")]
@@ -311,7 +311,8 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
         row_rules.append(("limit_to_view_event", "event_type <> 'view'"))
     row_rules += [(f"drop_listwise_nulls.{col}", f"{col} IS NULL") for col in params.drop_listwise_nulls]
     kept_code = len(row_rules)
-    code = "CASE " + " ".join(f"WHEN {cond} THEN {i}" for i, (_, cond) in enumerate(row_rules)) + f" ELSE {kept_code} END"
+    code = ("CASE " + " ".join(f"WHEN {cond} THEN {i}" for i, (_, cond) in enumerate(row_rules))
+            + f" ELSE {kept_code} END")
     user_id = ", user_id" if params.session_key == "user_id" else ""
     con.execute(f"""CREATE TABLE coded AS SELECT row, {sid} AS sid, ts, product_id{user_id},
         CAST({code} AS TINYINT) AS code FROM t1 {key_join}""")
