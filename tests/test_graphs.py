@@ -142,3 +142,25 @@ def test_vectorised_blocks_equal_per_session_graphs_at_any_block_size(tmp_path_f
     write_blocks(d / "large.lmdb", build_blocks(session, feats, targets), shard)
     write_store(d / "examples.lmdb", iter(examples), shard)
     assert (d / "small.lmdb").read_bytes() == (d / "large.lmdb").read_bytes() == (d / "examples.lmdb").read_bytes()
+
+
+def test_split_graphs_read_in_chunks_equal_one_read(tmp_path):
+    """``write_split_graphs`` reading a few events at a time (sessions cut by a read carried to the next, one
+    session longer than a read) writes the store and counts of one whole read, byte for byte."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sessionrec.graphs.store import write_split_graphs
+
+    rng = np.random.default_rng(0)
+    lengths = np.r_[rng.integers(1, 8, 40), 25, rng.integers(1, 8, 10)]  # one session longer than any read
+    session = np.repeat(np.arange(len(lengths)) * 3, lengths).astype(np.int32)
+    items = rng.integers(1, 9, len(session)).astype(np.int32)
+    pq.write_table(pa.table({"session": session, "ts": np.arange(len(session), dtype=np.int64), "item": items,
+                             "category": items % 3, "sub_category": items % 2, "element": items % 4,
+                             "brand": items % 5, "price": rng.random(len(session)).astype(np.float32)}),
+                   tmp_path / "train.parquet", row_group_size=13)
+    one = write_split_graphs(tmp_path / "train.parquet", tmp_path / "one.lmdb", "all_prefixes", 16)
+    many = write_split_graphs(tmp_path / "train.parquet", tmp_path / "many.lmdb", "all_prefixes", 16, rows=6)
+    assert one == many == {"sessions": len(lengths), "examples": int(np.maximum(lengths - 1, 0).sum())}
+    assert (tmp_path / "one.lmdb").read_bytes() == (tmp_path / "many.lmdb").read_bytes()

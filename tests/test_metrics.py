@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from sessionrec.metrics import RankingMetrics, metrics_from_counts, rank_counts
+from sessionrec.metrics import TOP_BLOCK, RankingMetrics, metrics_from_counts, rank_counts, top_n
 
 
 def test_rank_counts_ignores_padding_column():
@@ -81,3 +81,29 @@ def test_accumulator_matches_full_comparisons_on_chunks():
     got = acc.result()
     for k, v in full.items():
         assert got[k] == pytest.approx(float(v.mean()), abs=1e-12), k
+
+
+@pytest.mark.parametrize("levels", [None, 3, 50])
+def test_top_n_by_blocks_equals_topk(levels):
+    """``top_n`` (the largest values from the rows' best blocks) gives ``topk``'s values and indices, on a catalogue
+    whose last block is short, with rows whose best values sit in one block, and with ties (continuous scores: none;
+    3 or 50 levels: ties in most or some rows, which go to ``topk`` whole)."""
+    gen = torch.Generator().manual_seed(1)
+    n_cols = 40 * TOP_BLOCK * 21 + 37  # the blocks' way (over 8 x 21 blocks), plus a short last block
+    scores = torch.randn(24, n_cols, generator=gen)
+    if levels is not None:
+        scores = (scores * levels / 8).round()
+    scores[0, -5:] = 100.0  # the best values in the short last block
+    scores[1, 256:276] = 50.0 + torch.arange(20.0)  # all of a row's best in one block ...
+    scores[2, :] = 0.0  # ... and a row of one value throughout
+    scores[3, 7] = float("nan")
+    for n in (1, 20, 21):
+        values, indices = top_n(scores, n)
+        ref = scores.topk(n, dim=1)
+        assert torch.equal(values.nan_to_num(-1.0), ref.values.nan_to_num(-1.0)), n
+        assert torch.equal(indices, ref.indices), n
+
+
+def test_top_n_small_catalogue_is_topk():
+    scores = torch.randn(4, 300)
+    assert torch.equal(top_n(scores, 20).indices, scores.topk(20, dim=1).indices)

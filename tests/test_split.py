@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sessionrec.prepare.split import apply_scaler, assign_sessions, fit_scaler, split_events
+from sessionrec.prepare.split import apply_scaler, assign_sessions, fit_scaler, session_chunks, split_events
 
 
 def make_events(path, sessions):
@@ -102,3 +102,46 @@ def test_last_days_split_is_gru4recs(tmp_path):
     assert parts["val"].groupby("session").size().tolist() == [2, 2] and parts["train"].ts.max() < end - 2 * day
     assert parts["test"].groupby("session").size().tolist() == [2, 3]
     assert rep["train_sessions_dropped_too_short_after_cut"] == 1
+
+
+def random_events(path, n_sessions=80, seed=0, fixed=False):
+    """Sessions of 1-6 clicks over ten days, ids not in time order, clicks sharing a second (ties broken by row),
+    some prices missing; with ``fixed``, a given train / test label per session."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in rng.permutation(n_sessions):
+        start = int(rng.integers(0, 10 * 86400))
+        for j in range(int(rng.integers(1, 7))):
+            item = int(rng.integers(1, 150))
+            rows.append({"session": int(s), "ts": start + j * int(rng.integers(0, 2)), "row": len(rows),
+                         "item": item, "product_id": 1000 + item, "category": item % 3, "sub_category": item % 4,
+                         "element": item % 5, "brand": int(rng.integers(0, 9)),
+                         "price": None if rng.random() < 0.1 else float(rng.random() * 100),
+                         **({"fixed_split": 2 * int(s % 5 == 0)} if fixed else {})})
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+@pytest.mark.parametrize("method,normalization,fixed", [("temporal", "min_max", False), ("random", "zscore", False),
+                                                        ("last_days", "min_max", False), ("temporal", "zscore", True)])
+def test_chunked_split_equals_one_chunk(tmp_path, method, normalization, fixed):
+    """Reading whole sessions a few events at a time (bounded memory) gives the files and report of one read:
+    the same rows, encodings, catalogue features (the last training event of each product, ties in time broken
+    by row across chunks) and counts; a ``zscore`` scaler to its last bits."""
+    random_events(tmp_path / "ev.parquet", fixed=fixed)
+    args = (method, (0.7, 0.15, 0.15), 3, normalization)
+    one = split_events(tmp_path / "ev.parquet", tmp_path / "one", *args, days=(2.0, 2.0))
+    many = split_events(tmp_path / "ev.parquet", tmp_path / "many", *args, days=(2.0, 2.0), rows_per_chunk=7)
+    assert one == many
+    assert one["rows_missing_price_filled"] > 0 and sum(one["val_test_rows_dropped_unseen_item"].values()) > 0
+    for name in ("train", "val", "test", "catalogue"):
+        a, b = (pq.read_table(tmp_path / d / f"{name}.parquet") for d in ("one", "many"))
+        assert a.equals(b), name
+    enc = [json.loads((tmp_path / d / "encoders.json").read_text()) for d in ("one", "many")]
+    scalers = [e.pop("price_scaler") for e in enc]
+    assert enc[0] == enc[1] and scalers[0].pop("method") == scalers[1].pop("method") == normalization
+    assert scalers[0] == pytest.approx(scalers[1], rel=1e-12)
+
+
+def test_session_chunks_keep_sessions_whole():
+    assert session_chunks(np.array([3, 1, 5, 2, 2]), 4) == [(0, 2), (2, 3), (3, 5)]
+    assert session_chunks(np.array([9]), 4) == [(0, 1)]

@@ -124,10 +124,8 @@ class CatalogueOutput:
         w, b = self.output_layer()
         if out is None:
             s = h @ w.T if b is None else h @ w.T + b
-        else:
-            s = torch.mm(h, w.T, out=out)
-            if b is not None:
-                s += b
+        else:  # addmm adds the bias inside the matmul's pass, not in a second one over (B, N) scores
+            s = torch.mm(h, w.T, out=out) if b is None else torch.addmm(b, h, w.T, out=out)
         return mask_padding(s)  # (B, N)
 
     def score_items(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
