@@ -4,7 +4,7 @@ import logging
 
 from sessionrec import paths
 from sessionrec.cli import run, write_json
-from sessionrec.graphs.store import write_split_graphs
+from sessionrec.graphs.split_store import write_split_graphs
 from sessionrec.params import load_params
 from sessionrec.prepare.split import SPLITS
 

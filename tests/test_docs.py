@@ -71,3 +71,19 @@ def test_the_weight_search_table_is_rendered_from_its_committed_json():
     assert block, "docs/speed.md has no weight-search table"
     results = json.loads((ROOT / "benchmarks/results/weight_search.json").read_text())
     assert block.group(1) == ws.table(results), "docs/speed.md's weight search table is stale"
+
+
+def test_the_evaluation_table_is_rendered_from_its_committed_json():
+    import importlib.util
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks/speed"))  # evaluate.py imports its neighbour versions.py
+    spec = importlib.util.spec_from_file_location("evaluate_bench", ROOT / "benchmarks/speed/evaluate.py")
+    ev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ev)
+    block = re.search(r"<!-- evaluate-blocks -->\n(.*?)\n<!-- /evaluate-blocks -->",
+                      (ROOT / "docs/speed.md").read_text(), re.S)
+    assert block, "docs/speed.md has no evaluation table"
+    rows = json.loads((ROOT / "benchmarks/results/evaluate_speed_blocks.json").read_text())
+    assert block.group(1) == ev.table(rows), "docs/speed.md's evaluation table is stale"

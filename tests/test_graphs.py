@@ -150,7 +150,7 @@ def test_split_graphs_read_in_chunks_equal_one_read(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from sessionrec.graphs.store import write_split_graphs
+    from sessionrec.graphs.split_store import write_split_graphs
 
     rng = np.random.default_rng(0)
     lengths = np.r_[rng.integers(1, 8, 40), 25, rng.integers(1, 8, 10)]  # one session longer than any read

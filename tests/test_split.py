@@ -145,3 +145,10 @@ def test_chunked_split_equals_one_chunk(tmp_path, method, normalization, fixed):
 def test_session_chunks_keep_sessions_whole():
     assert session_chunks(np.array([3, 1, 5, 2, 2]), 4) == [(0, 2), (2, 3), (3, 5)]
     assert session_chunks(np.array([9]), 4) == [(0, 1)]
+
+
+def test_no_events_is_a_clear_error(tmp_path):
+    make_events(tmp_path / "one.parquet", base_sessions()[:1])
+    pq.write_table(pq.read_table(tmp_path / "one.parquet").slice(0, 0), tmp_path / "ev.parquet")
+    with pytest.raises(ValueError, match="ev.parquet holds no events"):
+        split_events(tmp_path / "ev.parquet", tmp_path / "out", "temporal", (0.6, 0.2, 0.2), 0, "min_max")

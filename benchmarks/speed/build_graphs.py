@@ -24,7 +24,10 @@ from versions import parse_args, run_snippet, workspace
 RUN = """
 import json, resource, sys, time
 from pathlib import Path
-from sessionrec.graphs.store import write_split_graphs
+try:
+    from sessionrec.graphs.split_store import write_split_graphs
+except ImportError:  # a baseline from before it moved
+    from sessionrec.graphs.store import write_split_graphs
 t0 = time.perf_counter()
 r = write_split_graphs(Path(sys.argv[1]), Path(sys.argv[2]), "all_prefixes", 4096)
 print(json.dumps({"seconds": time.perf_counter() - t0, **r,

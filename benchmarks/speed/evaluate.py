@@ -3,7 +3,9 @@
 untrained networks, each in a fresh process with the machine's default threads.
 
     python benchmarks/speed/evaluate.py [--sessions 6000] [--models gru4rec graph_with_embeddings_and_attention]
-                                        [--items 4000 200000] [--output F.json]
+                                        [--items 4000 200000] [--baseline REV] [--output F.json]
+
+With ``--baseline``, an earlier commit's ``src/`` (``git archive``) runs on the same store right after each of ours.
 
 The target of issue 15: at least 100,000 test examples per minute at 200k products on 2 cores for the networks.
 Not a test: run it alone.
@@ -13,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -44,30 +44,51 @@ print(json.dumps({{"model": name, "items": n_items, "examples": metrics["example
 """
 
 
+def table(rows: list) -> str:
+    """The markdown table of ``main``'s rows: with a baseline, ours and its side by side per model and size
+    (docs/speed.md shows the committed run's)."""
+    from versions import markdown_table
+
+    now = [r for r in rows if r.get("code", "now") == "now"]
+    base = {(r["model"], r["items"]): r for r in rows if r.get("code", "now") != "now"}
+    if not base:
+        return markdown_table(["model", "products", "test examples", "seconds", "examples / minute", "threads",
+                               "peak MiB"], [[r["model"], r["items"], r["examples"], r["seconds"],
+                                              r["examples_per_minute"], r["threads"], r["peak_mib"]] for r in now])
+    code = next(iter(base.values()))["code"]
+    return markdown_table(
+        ["model", "products", "test examples", "examples / minute", f"at `{code}`", "ratio", "peak MiB",
+         f"at `{code}`"],
+        [[r["model"], r["items"], r["examples"], r["examples_per_minute"], b["examples_per_minute"],
+          f"{r['examples_per_minute'] / b['examples_per_minute']:.2f}x", r["peak_mib"], b["peak_mib"]]
+         for r in now for b in [base[(r["model"], r["items"])]]])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=6000)
     ap.add_argument("--models", nargs="+", default=["gru4rec", "graph_with_embeddings_and_attention"])
     ap.add_argument("--items", type=int, nargs="+", default=[4000, 200_000])
+    ap.add_argument("--baseline", help="a git revision whose src/ runs beside ours")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
     from training_step import synthetic_store
-    from versions import markdown_table
+    from versions import baseline_src, run_snippet
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="eval-bench-") as tmp:
+        codes = {"now": None}
+        if args.baseline:
+            codes[args.baseline] = baseline_src(args.baseline, Path(tmp) / "baseline")
         for n_items in args.items:
             store = Path(tmp) / f"test-{n_items}.lmdb"
             synthetic_store(store, args.sessions, n_items).close()
             for name in args.models:
-                r = subprocess.run([sys.executable, "-c", RUN.format(here=str(HERE)), str(store), name, str(n_items)],
-                                   capture_output=True, text=True, check=True, env=dict(os.environ))
-                rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
-                print(rows[-1], flush=True)
-    print(markdown_table(["model", "products", "test examples", "seconds", "examples / minute", "threads", "peak MiB"],
-                         [[r["model"], r["items"], r["examples"], r["seconds"], r["examples_per_minute"], r["threads"],
-                           r["peak_mib"]] for r in rows]))
+                for code, src in codes.items():
+                    rows.append({"code": code, **run_snippet(RUN.format(here=str(HERE)), [store, name, n_items], src)})
+                    print(rows[-1], flush=True)
+    print(table(rows))
     if args.output:
         args.output.write_text(json.dumps(rows, indent=1) + "\n")
     return 0

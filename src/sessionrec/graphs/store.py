@@ -22,16 +22,13 @@ from typing import TYPE_CHECKING
 
 import lmdb
 import numpy as np
-import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from sessionrec import atomic
 from sessionrec.graphs.ranges import ranges
 
 if TYPE_CHECKING:
     from sessionrec.graphs.batch import Batch
-from sessionrec.graphs.build import (NODE_INT_FEATURES, block_len, build_blocks, concat_blocks, example_block,
-                                     slice_block)
+from sessionrec.graphs.build import NODE_INT_FEATURES, block_len, concat_blocks, example_block, slice_block
 
 FORMAT = "sessionrec-graphs/2"
 NODE_ARRAYS = (*NODE_INT_FEATURES, "price")
@@ -297,42 +294,3 @@ class GraphStore:
     def iter_batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, epoch: int = 0):
         for idx in self.batch_order(batch_size, shuffle, seed, epoch):
             yield self.batch(idx)
-
-
-ROWS_PER_READ = 1 << 20  # events read from a split's Parquet at once (whole sessions are passed on)
-
-
-def parquet_sessions(parquet: Path, rows: int = ROWS_PER_READ):
-    """Yield ``{column: (n,) array}`` of consecutive whole sessions, about ``rows`` events each, from a Parquet file
-    sorted by session: memory bounded by ``rows``, not by the file (a session cut by a read waits for the next)."""
-    f = pq.ParquetFile(parquet)
-    held = None
-    for batch in f.iter_batches(batch_size=rows):
-        cols = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in batch.schema.names}
-        if held is not None:
-            cols = {c: np.concatenate([held[c], v]) for c, v in cols.items()}
-        s = cols["session"]
-        change = np.flatnonzero(s[1:] != s[:-1])
-        cut = int(change[-1]) + 1 if len(change) else 0  # the last session's first row
-        held = {c: v[cut:] for c, v in cols.items()}
-        if cut:
-            yield {c: v[:cut] for c, v in cols.items()}
-    if held is not None and len(held["session"]):
-        yield held
-
-
-def write_split_graphs(parquet: Path, out: Path, targets: str, shard_size: int, rows: int = ROWS_PER_READ) -> dict:
-    """Build every example of one split (Parquet sorted by session, time) into the store ``out``, reading
-    ``rows`` events at a time."""
-    counts = {"sessions": 0}
-
-    def blocks(bar):
-        for cols in parquet_sessions(parquet, rows):
-            counts["sessions"] += int(np.count_nonzero(np.diff(cols["session"]))) + 1
-            yield from build_blocks(cols["session"], cols, targets)
-            bar.update(len(cols["session"]))
-
-    with tqdm(total=pq.ParquetFile(parquet).metadata.num_rows, desc=f"graphs {parquet.stem}", unit=" events",
-              leave=False) as bar:
-        n = write_blocks(out, blocks(bar), shard_size, meta={"targets": targets})
-    return {"sessions": counts["sessions"], "examples": n}

@@ -226,6 +226,26 @@ class _Events:
         self.counted = self.counted or counting
 
 
+def _fit(events: _Events, normalization: str) -> tuple[np.ndarray, dict, dict, int]:
+    """Fitted on the training events: the catalogue (with fixed splits, the given train's, validation included, so
+    test examples are ranked over the same N items as the reference's), the vocabularies, the price scaler; and the
+    number of rows with a missing price."""
+    seen_items, seen_labels = [], {c: [] for c in CATEGORICAL}
+    stats, missing_price = PriceStats(), 0
+    for ev, split in tqdm(events, total=len(events.chunks), desc="split: fit", unit=" chunks", leave=False):
+        train = split == 0
+        seen_items.append(np.unique(ev["item"][split <= 1] if events.fixed else ev["item"][train]))
+        for col in CATEGORICAL:
+            seen_labels[col].append(np.unique(ev[col][train]))
+        stats.add(ev["price"][train])
+        missing_price += int(np.isnan(ev["price"]).sum())
+    if normalization == "zscore" and stats.n:
+        for ev, split in events:
+            stats.add_squares(ev["price"][split == 0])
+    return (np.unique(np.concatenate(seen_items)), {c: np.unique(np.concatenate(v)) for c, v in seen_labels.items()},
+            stats.scaler(normalization), missing_price)
+
+
 def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple, seed: int,
                  normalization: str, days: tuple = (1.0, 1.0), rows_per_chunk: int = ROWS_PER_CHUNK) -> dict:
     """Write ``{train,val,test}.parquet``, ``catalogue.parquet`` and ``encoders.json``; return the split report.
@@ -237,27 +257,13 @@ def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple
     gives; more chunks give the same files, bar the Parquet row groups and a ``zscore`` scaler's last bits."""
     out_dir.mkdir(parents=True, exist_ok=True)
     events = _Events(events_path, method, fractions, seed, days, rows_per_chunk)
-    fixed, method = events.fixed, events.method
+    if not events.chunks:
+        raise ValueError(f"split: {events_path} holds no events; use more data (data.*) or looser filters "
+                         "(filter_encode.*)")
+    method = events.method
     report = {"split_method": method, "sessions_in": int(len(events.sessions))}
-
-    # fit on train: the catalogue (with fixed splits, the given train's, validation included, so test examples are
-    # ranked over the same N items as the reference's), the vocabularies, the price scaler
-    seen_items, seen_labels = [], {c: [] for c in CATEGORICAL}
-    stats, missing_price = PriceStats(), 0
-    for ev, split in tqdm(events, total=len(events.chunks), desc="split: fit", unit=" chunks", leave=False):
-        train = split == 0
-        seen_items.append(np.unique(ev["item"][split <= 1] if fixed else ev["item"][train]))
-        for col in CATEGORICAL:
-            seen_labels[col].append(np.unique(ev[col][train]))
-        stats.add(ev["price"][train])
-        missing_price += int(np.isnan(ev["price"]).sum())
-    if normalization == "zscore" and stats.n:
-        for ev, split in events:
-            stats.add_squares(ev["price"][split == 0])
+    catalogue, vocabs, scaler, missing_price = _fit(events, normalization)
     report.update(events.report)
-    catalogue = np.unique(np.concatenate(seen_items))
-    vocabs = {c: np.unique(np.concatenate(v)) for c, v in seen_labels.items()}
-    scaler = stats.scaler(normalization)
     report["rows_missing_price_filled"] = missing_price
 
     # apply, chunk by chunk, counting every drop
@@ -280,7 +286,8 @@ def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple
             new_item = apply_vocab(ev["item"], catalogue, first_id=1, unseen_id=0)  # 1..N, 0 = not in the catalogue
             known = new_item > 0
             price = apply_scaler(ev["price"], scaler)
-            encoded = {c: apply_vocab(ev[c], vocabs[c], first_id=2, unseen_id=1) for c in CATEGORICAL}  # 0 pad, 1 unseen
+            encoded = {c: apply_vocab(ev[c], vocabs[c], first_id=2, unseen_id=1)  # 0 padding, 1 unseen
+                       for c in CATEGORICAL}
             for c in CATEGORICAL:
                 unseen[c] += int((encoded[c][~train] == 1).sum())
             keep = train | known
