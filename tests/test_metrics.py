@@ -106,4 +106,5 @@ def test_top_n_by_blocks_equals_topk(levels):
 
 def test_top_n_small_catalogue_is_topk():
     scores = torch.randn(4, 300)
-    assert torch.equal(top_n(scores, 20).indices, scores.topk(20, dim=1).indices)
+    values, indices = top_n(scores, 20)
+    assert torch.equal(indices, scores.topk(20, dim=1).indices) and torch.equal(values, scores.topk(20, dim=1).values)

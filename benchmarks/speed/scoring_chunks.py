@@ -3,7 +3,9 @@
 * rank counts: two boolean sums over the catalogue against one top-20 pass (ms per example);
 * the scoring matmul by rows: into a fresh ``(rows, N)`` array against a reused buffer (GFLOP/s);
 * the chunk the loss and metrics read: rows per chunk against test examples per minute of the whole loop (matmul
-  into a reused 512-row buffer, then top-20 and cross-entropy per chunk).
+  into a reused 512-row buffer, then top-20 and cross-entropy per chunk);
+* the top 20 of a 10-row chunk in cache: ``topk`` against ``metrics.top_n`` (the 20 blocks of 128 with the largest
+  maxima), with a bare maximum (``amax``) for scale (ms per 512 rows).
 
     python benchmarks/speed/scoring_chunks.py [--items 200000]
 
@@ -17,6 +19,8 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+from sessionrec.metrics import top_n
 
 
 def per_call(f, n: int) -> float:
@@ -64,6 +68,15 @@ def main() -> None:
     print("the loss-and-metrics chunk: rows, test examples per minute of the whole loop")
     for chunk in (8, 10, 16, 32, 64, 128, 512):
         print(f"  {chunk:4d}  {60 * B / per_call(lambda: loop(chunk), 4):10,.0f}")
+
+    chunk = torch.randn(10, N)
+    scale = B / 10 * 1e3
+    t_topk = per_call(lambda: chunk.topk(20, dim=1), 50) * scale
+    t_blocks = per_call(lambda: top_n(chunk, 20), 50) * scale
+    t_amax = per_call(lambda: chunk.amax(1), 50) * scale
+    assert torch.equal(top_n(chunk, 20)[1], chunk.topk(20, dim=1).indices)
+    print(f"top 20 of 10-row chunks, ms per 512 rows: topk {t_topk:.1f}, top_n {t_blocks:.1f} "
+          f"({t_topk / t_blocks:.1f}x), amax {t_amax:.1f}")
 
 
 if __name__ == "__main__":

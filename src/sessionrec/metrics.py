@@ -47,8 +47,9 @@ TOP_BLOCK = 128  # columns per block in ``top_n``; 64-256 were within 15% of eac
 
 
 def top_n(scores: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``scores.topk(n, dim=1)`` (values, indices; largest first) for ``scores`` (B, N), about 5x faster at 200k
-    products (``benchmarks/speed/evaluate.py``): ``topk`` over a long row costs far more per element than a maximum.
+    """``scores.topk(n, dim=1)`` (values, indices; largest first) for ``scores`` (B, N), several times faster at
+    200k products (``benchmarks/speed/scoring_chunks.py``): ``topk`` over a long row costs far more per element than
+    a maximum.
 
     Each row is cut into blocks of ``TOP_BLOCK`` columns; the ``n`` blocks with the largest maxima hold the row's
     ``n`` largest values (an element outside them is at most each of their ``n`` maxima, so it cannot displace
@@ -59,7 +60,8 @@ def top_n(scores: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     N = scores.shape[1]
     blocks = N // TOP_BLOCK
     if 8 * (n + 1) * TOP_BLOCK > N:  # the candidates would be over an eighth of the row: topk is as fast
-        return scores.topk(n, dim=1)
+        top = scores.topk(n, dim=1)
+        return top.values, top.indices
     kept = blocks * TOP_BLOCK
     bmax = scores[:, :kept].unflatten(1, (blocks, TOP_BLOCK)).amax(2)  # (B, blocks): a fast reduction
     if kept < N:
@@ -128,7 +130,7 @@ class RankingMetrics:
     """Accumulates examples over batches; ``result()`` gives the metrics' means and item coverage.
 
     ``update`` keeps only each example's ``(g, e)`` counts; the metrics are computed from all of them at once when
-    asked for (per chunk, their few dozen small operations cost about a tenth of an evaluation at 200k products)."""
+    asked for (per chunk, their few dozen small operations were a visible share of an evaluation at 200k products)."""
 
     def __init__(self, ks, ties: str = "expected", n_items: int | None = None, keep_examples: bool = False):
         if ties not in TIES:
