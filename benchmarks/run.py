@@ -264,9 +264,9 @@ def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None) -> 
     stages = [st for st, r in out.items() if "failed_exit_code" not in r]  # the stages whose outputs exist
     if "filter_encode" in stages:
         report = json.loads((proj / "metrics" / "data_report.json").read_text())
+        raw = sum(f.stat().st_size for f in (proj / "data" / "raw").rglob("*") if f.is_file())
         data.update(rows_read=report["rows_read"], rows_kept=report["rows_kept"], sessions=report["sessions"],
-                    items=report["items"], raw_mib=round(sum(f.stat().st_size for f in (proj / "data" / "raw").rglob("*")
-                                                             if f.is_file()) / 2**20))
+                    items=report["items"], raw_mib=round(raw / 2**20))
     if "build_graphs" in stages:
         graphs = json.loads((proj / "metrics" / "graphs_report.json").read_text())
         data.update(graph_examples={k: v["examples"] for k, v in graphs.items() if isinstance(v, dict)

@@ -33,7 +33,8 @@ def scale_table(runs: list) -> str:
         cells += [f"{r[f'pipeline.{st}.seconds']:.0f} / {r[f'pipeline.{st}.peak_mib'] / 1024:.1f}"
                   if f"pipeline.{st}.seconds" in r else "" for st in stages]
         if disk:
-            cells.append(f"{r['pipeline.filter_encode.tmp_peak_mib'] / 1024:.1f} / {r['pipeline.data.raw_mib'] / 1024:.1f}")
+            tmp_gib, raw_gib = r["pipeline.filter_encode.tmp_peak_mib"] / 1024, r["pipeline.data.raw_mib"] / 1024
+            cells.append(f"{tmp_gib:.1f} / {raw_gib:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -226,6 +226,11 @@ class _Events:
         self.counted = self.counted or counting
 
 
+def _distinct(sorted_ids: np.ndarray) -> int:
+    """How many distinct values a sorted array holds (a chunk's events are ordered by session)."""
+    return int(np.count_nonzero(sorted_ids[1:] != sorted_ids[:-1])) + 1 if len(sorted_ids) else 0
+
+
 def _fit(events: _Events, normalization: str) -> tuple[np.ndarray, dict, dict, int]:
     """Fitted on the training events: the catalogue (with fixed splits, the given train's, validation included, so
     test examples are ranked over the same N items as the reference's), the vocabularies, the price scaler; and the
@@ -290,20 +295,19 @@ def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple
                        for c in CATEGORICAL}
             for c in CATEGORICAL:
                 unseen[c] += int((encoded[c][~train] == 1).sum())
-            keep = train | known
+            seen = train | known
             for i, s in enumerate(SPLITS):
                 if s != "train":
                     dropped_unseen[s] += int(((split == i) & ~known).sum())
             # sessions left too short after the drop
-            kept_sessions, kept_len = np.unique(ev["session"][keep], return_counts=True)
-            keep &= np.isin(ev["session"], kept_sessions[kept_len >= MIN_SESSION_EVENTS])
+            kept_sessions, kept_len = np.unique(ev["session"][seen], return_counts=True)
+            keep = seen & np.isin(ev["session"], kept_sessions[kept_len >= MIN_SESSION_EVENTS])
             for i, s in enumerate(SPLITS):
                 in_split = split == i
-                before = np.unique(ev["session"][in_split & (train | known)])
-                after = np.unique(ev["session"][in_split & keep])
-                too_short[s] += int(len(before) - len(after))
-                rows_too_short[s] += int((in_split & (train | known) & ~keep).sum())
-                assigned[s] += len(np.unique(ev["session"][in_split]))
+                after = _distinct(ev["session"][in_split & keep])
+                too_short[s] += _distinct(ev["session"][in_split & seen]) - after
+                rows_too_short[s] += int((in_split & seen & ~keep).sum())
+                assigned[s] += _distinct(ev["session"][in_split])
                 m = keep & in_split
                 if not m.any():
                     continue
@@ -313,7 +317,7 @@ def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple
                     writers[s] = pq.ParquetWriter(out_dir / f"{s}.parquet", table.schema)
                 writers[s].write_table(table)
                 rep = per_split[s]
-                rep["sessions"] += len(after)
+                rep["sessions"] += after
                 rep["events"] += int(m.sum())
                 t0, t1 = int(ev["ts"][m].min()), int(ev["ts"][m].max())
                 rep["start"] = t0 if rep["start"] is None else min(rep["start"], t0)
@@ -333,6 +337,7 @@ def split_events(events_path: Path, out_dir: Path, method: str, fractions: tuple
     finally:
         for w in writers.values():
             w.close()
+        events.con.close()
     report["rows_with_label_unseen_in_train"] = unseen
     report["val_test_rows_dropped_unseen_item"] = dropped_unseen
     report["sessions_dropped_too_short"] = too_short
