@@ -235,16 +235,18 @@ print(json.dumps({"rc": p.returncode, "seconds": time.perf_counter() - t0, "tmp_
 """
 
 
-def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None) -> dict:
+def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None, epoch_examples: int = 0) -> dict:
     """Every stage of ``dvc.yaml`` in a throwaway copy of the project with ``PIPELINE`` and the size's generator
-    knobs (and ``model.name`` = ``model`` if given), one ``dvc repro --single-item`` each, timed, with the peak RSS of
-    the stage's processes."""
+    knobs (and ``model.name`` = ``model``, ``model.epoch_examples`` = ``epoch_examples`` if given), one
+    ``dvc repro --single-item`` each, timed, with the peak RSS of the stage's processes."""
     from sessionrec.tools.project import throwaway_project
 
     overrides = json.loads(json.dumps(PIPELINE))
     overrides["data"]["synthetic"].update(size["pipeline"])
     if model:
         overrides["model"]["name"] = model
+    if epoch_examples:
+        overrides["model"]["epoch_examples"] = epoch_examples
     (tmp / "pipeline").mkdir()
     proj, env = throwaway_project(ROOT, tmp / "pipeline", overrides, link_cache=True)  # 14 GB of CSV is not copied
     out = {}
@@ -271,6 +273,10 @@ def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None) -> 
         graphs = json.loads((proj / "metrics" / "graphs_report.json").read_text())
         data.update(graph_examples={k: v["examples"] for k, v in graphs.items() if isinstance(v, dict)
                                     and "examples" in v})
+    if "train" in stages:
+        val = json.loads((proj / "metrics" / "val.json").read_text())
+        data.update({"val_R@20": val["R@20"], "val_MRR@20": val["MRR@20"],
+                     "train_examples_per_epoch": epoch_examples or data.get("graph_examples", {}).get("train")})
     if "evaluate" in stages:
         test = json.loads((proj / "metrics" / "test.json").read_text())
         data.update({"test_examples": test["examples"], "test_R@20": test["R@20"], "test_MRR@20": test["MRR@20"]})
@@ -346,10 +352,13 @@ def table(results: dict) -> str:
                      "validation session", f"{r['candidates_ms_per_session']:,} (candidates"
                      + (", equal curve)" if r["curves_equal"] else ", CURVE DIFFERS)"),
                      f"whole catalogue {r['full_ms_per_session']:,}", f"{r['speedup']}x"])
+    data = results.get("pipeline", {}).get("data", {})
     for stage, r in results.get("pipeline", {}).items():
         if stage != "data":
             disk = f", {r['tmp_peak_mib']:,} MiB temp disk" if "tmp_peak_mib" in r else ""
-            rows.append([f"pipeline {stage}", f"{r['seconds']} s, {r['peak_mib']:,} MiB peak{disk}",
+            n, of = data.get("train_examples_per_epoch"), data.get("graph_examples", {}).get("train")
+            what = f" (one epoch of {n:,} of the {of:,} examples)" if stage == "train" and n and of and n < of else ""
+            rows.append([f"pipeline {stage}{what}", f"{r['seconds']} s, {r['peak_mib']:,} MiB peak{disk}",
                          "target: peak under 16 GiB", f"{r['peak_mib'] / 16384:.2f}x the cap"])
     return markdown_table(["figure", "measured", "reference", "ratio"], rows)
 
@@ -408,6 +417,8 @@ def main() -> int:
                     help="the pipeline's stages to run, in order (each needs the ones before it)")
     ap.add_argument("--model", help="the pipeline's model.name instead of params.yaml's (e.g. one network instead of "
                     "the hybrid)")
+    ap.add_argument("--epoch-examples", type=int, default=0, help="the pipeline's model.epoch_examples: train one "
+                    "epoch of that many examples (a full-scale epoch is hours on 2 cores)")
     ap.add_argument("--render", type=Path, help="no measuring: print (and with --readme write) the table of an "
                     "earlier run's JSON")
     args = ap.parse_args()
@@ -431,7 +442,8 @@ def main() -> int:
                          ("loader", lambda: loader(size, tmp)), ("train", lambda: train(size, tmp)),
                          ("evaluate", lambda: evaluate(size, tmp)), ("scoring", scoring),
                          ("weight_search", lambda: weight_search(size)),
-                         ("pipeline", lambda: pipeline(size, tmp, args.stages, args.model))):
+                         ("pipeline", lambda: pipeline(size, tmp, args.stages, args.model,
+                                                               args.epoch_examples))):
             if name in args.skip:
                 continue
             print(f"{name} ...", flush=True)

@@ -1,6 +1,7 @@
 """Session graphs (property-based, repeats included), the LMDB shard round trip and batching."""
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -164,3 +165,29 @@ def test_split_graphs_read_in_chunks_equal_one_read(tmp_path):
     many = write_split_graphs(tmp_path / "train.parquet", tmp_path / "many.lmdb", "all_prefixes", 16, rows=6)
     assert one == many == {"sessions": len(lengths), "examples": int(np.maximum(lengths - 1, 0).sum())}
     assert (tmp_path / "one.lmdb").read_bytes() == (tmp_path / "many.lmdb").read_bytes()
+
+
+def test_capped_epochs_walk_through_the_uncapped_shuffled_passes():
+    """``model.epoch_examples``: epochs of N examples continue one stream of shuffled passes, pass p in the order
+    uncapped epoch p + 1 has, so every example is seen once before any twice; N = the store's size is the uncapped
+    order; no cap is the plain shuffle."""
+    session = np.repeat(np.arange(5), 3)
+    feats = {f: np.arange(1, 16) for f in ("item", "category", "sub_category", "element", "brand")}
+    feats["price"] = np.ones(15, np.float32)
+    store = GraphStore.from_examples(list(build_examples(session, feats, "all_prefixes")))
+    n = len(store)
+    assert n == 10
+
+    def epoch(e, per_epoch=0, batch=3):
+        batches = list(store.batch_order(batch, shuffle=True, seed=7, epoch=e, per_epoch=per_epoch))
+        assert all(1 <= len(b) <= batch for b in batches)
+        return np.concatenate(batches)
+
+    passes = np.concatenate([epoch(1), epoch(2), epoch(3)])
+    assert sorted(epoch(1)) == list(range(n)) and not np.array_equal(epoch(1), epoch(2))
+    stream = np.concatenate([epoch(e, per_epoch=4) for e in range(1, 8)])  # 28 examples: epochs 3 and 5 span passes
+    assert np.array_equal(stream, passes[:28])
+    assert all(np.array_equal(epoch(e, per_epoch=n), epoch(e)) for e in (1, 2, 3))
+    assert np.array_equal(epoch(1, per_epoch=25), passes[:25])
+    with pytest.raises(ValueError, match="epoch >= 1"):
+        epoch(0, per_epoch=4)

@@ -10,7 +10,8 @@ import torch
 from conftest import planted_store
 from quality import config, train_config
 from sessionrec.graphs.batch import prefetched
-from sessionrec.training.loop import new_model, train_epoch
+from sessionrec.training.loop import TrainStep, new_model, train_epoch
+from sessionrec.training.loss import FullSoftmax
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +66,22 @@ def test_prefetch_keeps_order_raises_the_producers_error_and_stops_with_the_cons
     it.close()  # the consumer stops: the producer stops within a few items, not at 10,000
     time.sleep(0.5)
     assert len(made) < 10
+
+
+def test_epoch_examples_trains_that_many_examples_an_epoch(store):
+    """``model.epoch_examples``: an epoch steps over exactly N examples (the last batch cut to fit); N = the whole
+    store trains exactly as no cap."""
+    seen = []
+
+    def counting(model, batch):
+        seen.append(batch.size)
+        return FullSoftmax()(model, batch)
+
+    cfg = dataclasses.replace(train_config(0), epoch_examples=150)
+    model = new_model(config("gru4rec"), cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    train_epoch(model, opt, store, cfg, 1, torch.device("cpu"), TrainStep(model, counting))
+    assert sum(seen) == 150 and seen[-1] == 150 % cfg.batch_size and len(store) != 150
+    whole, w0 = one_epoch(store, "gru4rec")
+    capped, w1 = one_epoch(store, "gru4rec", epoch_examples=len(store))
+    assert whole == capped and all(torch.equal(v, w1[k]) for k, v in w0.items())

@@ -283,11 +283,28 @@ class GraphStore:
             time=t(merged["time"][inv].astype(np.int64)),
         )
 
-    def batch_order(self, batch_size: int, shuffle: bool = False, seed: int = 0, epoch: int = 0):
-        """The example indices of each batch: in store order, or shuffled by ``seed`` and ``epoch``."""
-        idx = np.arange(len(self))
-        if shuffle:
-            idx = np.random.default_rng([seed, epoch]).permutation(idx)
+    def batch_order(self, batch_size: int, shuffle: bool = False, seed: int = 0, epoch: int = 0, per_epoch: int = 0):
+        """The example indices of each batch: in store order, or shuffled by ``seed`` and ``epoch``.
+
+        ``per_epoch`` > 0 (shuffled, ``epoch`` >= 1): epoch ``e`` is examples ``(e - 1) * per_epoch`` to
+        ``e * per_epoch - 1`` of one endless stream of shuffled passes over the store, pass ``p`` (from 0) in the order
+        epoch ``p + 1`` has without a cap; so every example is seen once before any is seen twice, an epoch may span
+        two passes, and ``per_epoch = len(self)`` gives the uncapped epochs."""
+        n = len(self)
+        if not shuffle:
+            idx = np.arange(n)
+        elif not per_epoch:
+            idx = np.random.default_rng([seed, epoch]).permutation(n)
+        else:
+            if epoch < 1:
+                raise ValueError(f"batch_order: per_epoch needs epoch >= 1, got {epoch}")
+            parts, pos, end = [], (epoch - 1) * per_epoch, epoch * per_epoch
+            while n and pos < end:
+                p, off = divmod(pos, n)
+                take = min(n - off, end - pos)
+                parts.append(np.random.default_rng([seed, p + 1]).permutation(n)[off:off + take])
+                pos += take
+            idx = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         for i in range(0, len(idx), batch_size):
             yield idx[i:i + batch_size]
 

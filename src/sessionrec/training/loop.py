@@ -50,6 +50,7 @@ class TrainConfig:
     logq: float = 1.0
     optimizer: str = "adam"  # make_optimizer: adam | lazy_adam
     precision: str = "fp32"  # fp32 | bf16: each training step's forward and loss under bfloat16 autocast
+    epoch_examples: int = 0  # examples per epoch (GraphStore.batch_order's per_epoch); 0 = the whole store
 
 
 def validate(model, val: GraphStore, cfg: TrainConfig, device) -> dict:
@@ -144,7 +145,8 @@ class TrainStep(torch.nn.Module):
 
 def train_epoch(model, opt, train: GraphStore, cfg: TrainConfig, epoch: int, device, step=None,
                 prefetch: bool | None = None) -> float:
-    """One shuffled pass (order from ``seed`` and ``epoch``) of ``step`` (a ``TrainStep``, possibly wrapped for
+    """One shuffled pass (order from ``seed`` and ``epoch``; ``cfg.epoch_examples`` > 0: that many examples of
+    ``GraphStore.batch_order``'s stream of passes) of ``step`` (a ``TrainStep``, possibly wrapped for
     data-parallel training; default ``model`` with the full-catalogue cross-entropy); the mean loss over every rank's
     examples. Inside a process group each rank takes its rows ``rank::world`` of every global batch and scales its
     loss by its share, so the averaged gradient is the global batch's (``sessionrec.distributed``).
@@ -156,8 +158,10 @@ def train_epoch(model, opt, train: GraphStore, cfg: TrainConfig, epoch: int, dev
     step.train()
     rank, world = distributed.world()
     total, n = 0.0, 0
-    order = tqdm(train.batch_order(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
-                 total=-(-len(train) // cfg.batch_size), desc=f"epoch {epoch}", leave=False, disable=rank > 0)
+    per_epoch = cfg.epoch_examples if len(train) else 0
+    order = tqdm(train.batch_order(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, per_epoch=per_epoch),
+                 total=-(-(per_epoch or len(train)) // cfg.batch_size), desc=f"epoch {epoch}", leave=False,
+                 disable=rank > 0)
     pin = device.type == "cuda"
     # a last batch too small to give every rank a row: every rank skips it alike
     batches = ((train.batch(idx[rank::world]).pinned(pin), len(idx)) for idx in order if len(idx) >= world)
