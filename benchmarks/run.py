@@ -171,7 +171,7 @@ def evaluate(size: dict, tmp: Path) -> dict:
         store = tmp / f"test-{n_items}.lmdb"
         ts.synthetic_store(store, size["store_sessions"], n_items, seed=1).close()
         for name in ("gru4rec", "graph_with_embeddings_and_attention"):
-            r = run_snippet(ev.RUN.format(here=str(SPEED)), [store, name, n_items])
+            r = run_snippet(ev.RUN.format(here=str(SPEED)), [store, name, n_items, 512])
             out[f"{name}@{n_items}"] = {"examples_per_minute": r["examples_per_minute"], "peak_mib": round(r["peak_mib"])}
     return out
 
@@ -225,13 +225,16 @@ def size(d):  # bytes under folder d (0 if absent)
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs
                if os.path.exists(os.path.join(r, f)))
 t0 = time.perf_counter()
-p = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
-tmp_peak = 0
-while p.poll() is None:  # the stage's temporary folder, once a second
-    tmp_peak = max(tmp_peak, size(sys.argv[1]))
-    time.sleep(1)
+with open(sys.argv[2], "w+") as err:  # the stage's log (and progress bars)
+    p = subprocess.Popen(sys.argv[3:], stdout=subprocess.DEVNULL, stderr=err)
+    tmp_peak = 0
+    while p.poll() is None:  # the stage's temporary folder, once a second
+        tmp_peak = max(tmp_peak, size(sys.argv[1]))
+        time.sleep(1)
+    err.seek(0)
+    log = [ln.strip() for ln in err.read().splitlines() if ln.startswith(("INFO ", "error:"))]
 print(json.dumps({"rc": p.returncode, "seconds": time.perf_counter() - t0, "tmp_peak_mib": tmp_peak / 2**20,
-                  "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+                  "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "log": log}))
 """
 
 
@@ -251,9 +254,9 @@ def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None, epo
     proj, env = throwaway_project(ROOT, tmp / "pipeline", overrides, link_cache=True)  # 14 GB of CSV is not copied
     out = {}
     for stage in stages:
-        r = run_snippet(MEASURED, [proj / "data" / "interim" / ".tmp", "dvc", "repro", "--single-item", stage],
-                        cwd=proj, env=env)
-        out[stage] = {"seconds": round(r["seconds"], 1), "peak_mib": round(r["peak_mib"])}
+        r = run_snippet(MEASURED, [proj / "data" / "interim" / ".tmp", tmp / f"{stage}.log", "dvc", "repro",
+                                   "--single-item", stage], cwd=proj, env=env)
+        out[stage] = {"seconds": round(r["seconds"], 1), "peak_mib": round(r["peak_mib"]), "log": r["log"]}
         if stage == "filter_encode":  # its work folder (staged Parquet, DuckDB's database and spill files)
             out[stage]["tmp_peak_mib"] = round(r["tmp_peak_mib"])
         print(f"pipeline {stage}: {out[stage]}", flush=True)

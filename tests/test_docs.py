@@ -36,8 +36,8 @@ def test_ci_runs_the_readmes_test_command_and_every_image_readme_shows_exists():
 
 def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
     """README's Scale tables (and docs/scale.md's train + evaluate run) are ``benchmarks/run.py``'s rendering of the
-    committed runs (quick: metrics/benchmarks.json; full scale: benchmarks/results/scale-16000000.json), so a figure
-    cannot drift from its JSON."""
+    committed runs (quick: metrics/benchmarks.json; full scale: benchmarks/results/pipeline-gnn-16000000.json), so a
+    figure cannot drift from its JSON."""
     import importlib.util
     import json
 
@@ -46,7 +46,7 @@ def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
     spec.loader.exec_module(run)
     readme = (ROOT / "README.md").read_text()
     for size, path in (("quick", ROOT / "metrics/benchmarks.json"),
-                       ("full", ROOT / "benchmarks/results/scale-16000000.json")):
+                       ("full", ROOT / "benchmarks/results/pipeline-gnn-16000000.json")):
         block = re.search(rf"<!-- benchmarks:{size} -->\n(.*?)\n\n", readme, re.S)
         assert block, f"README.md has no {size} benchmark table"
         results = run.nested(json.loads(path.read_text()))
@@ -87,3 +87,4 @@ def test_the_evaluation_table_is_rendered_from_its_committed_json():
     assert block, "docs/speed.md has no evaluation table"
     rows = json.loads((ROOT / "benchmarks/results/evaluate_speed_blocks.json").read_text())
     assert block.group(1) == ev.table(rows), "docs/speed.md's evaluation table is stale"
+

@@ -3,9 +3,11 @@
 untrained networks, each in a fresh process with the machine's default threads.
 
     python benchmarks/speed/evaluate.py [--sessions 6000] [--models gru4rec graph_with_embeddings_and_attention]
-                                        [--items 4000 200000] [--baseline REV] [--output F.json]
+                                        [--items 4000 200000] [--batch-sizes 512] [--baseline REV] [--output F.json]
 
 With ``--baseline``, an earlier commit's ``src/`` (``git archive``) runs on the same store right after each of ours.
+``--batch-sizes``: the rows read and encoded at once (``evaluate.batch_size``; validation during training reads with
+it too), each size a run of its own.
 
 The target of issue 15: at least 100,000 test examples per minute at 200k products on 2 cores for the networks.
 Not a test: run it alone.
@@ -30,14 +32,15 @@ from sessionrec.graphs.store import GraphStore
 from sessionrec.models import build_model
 from sessionrec.models.registry import model_config
 from sessionrec.scoring import evaluate_test
-name, n_items = sys.argv[2], int(sys.argv[3])
+name, n_items, batch_size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 store = GraphStore(Path(sys.argv[1]))
 torch.manual_seed(0)
 model = build_model(model_config(name, n_items, KNOBS)).eval()
 t0 = time.perf_counter()
-metrics, _ = evaluate_test(model, store, [1, 5, 10, 20], "expected", 512, torch.device("cpu"), n_items)
+metrics, _ = evaluate_test(model, store, [1, 5, 10, 20], "expected", batch_size, torch.device("cpu"), n_items)
 seconds = time.perf_counter() - t0
-print(json.dumps({{"model": name, "items": n_items, "examples": metrics["examples"], "seconds": round(seconds, 2),
+print(json.dumps({{"model": name, "items": n_items, "batch_size": batch_size, "examples": metrics["examples"],
+                  "seconds": round(seconds, 2),
                   "examples_per_minute": round(60 * metrics["examples"] / seconds),
                   "threads": torch.get_num_threads(),
                   "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}}))
@@ -50,18 +53,20 @@ def table(rows: list) -> str:
     from versions import markdown_table
 
     now = [r for r in rows if r.get("code", "now") == "now"]
-    base = {(r["model"], r["items"]): r for r in rows if r.get("code", "now") != "now"}
+    key = lambda r: (r["model"], r["items"], r.get("batch_size", 512))  # noqa: E731
+    base = {key(r): r for r in rows if r.get("code", "now") != "now"}
     if not base:
-        return markdown_table(["model", "products", "test examples", "seconds", "examples / minute", "threads",
-                               "peak MiB"], [[r["model"], r["items"], r["examples"], r["seconds"],
-                                              r["examples_per_minute"], r["threads"], r["peak_mib"]] for r in now])
+        return markdown_table(["model", "products", "batch", "test examples", "seconds", "examples / minute",
+                               "threads", "peak MiB"],
+                              [[r["model"], r["items"], r.get("batch_size", 512), r["examples"], r["seconds"],
+                                r["examples_per_minute"], r["threads"], r["peak_mib"]] for r in now])
     code = next(iter(base.values()))["code"]
     return markdown_table(
         ["model", "products", "test examples", "examples / minute", f"at `{code}`", "ratio", "peak MiB",
          f"at `{code}`"],
         [[r["model"], r["items"], r["examples"], r["examples_per_minute"], b["examples_per_minute"],
           f"{r['examples_per_minute'] / b['examples_per_minute']:.2f}x", r["peak_mib"], b["peak_mib"]]
-         for r in now for b in [base[(r["model"], r["items"])]]])
+         for r in now for b in [base[key(r)]]])
 
 
 def main() -> int:
@@ -69,6 +74,7 @@ def main() -> int:
     ap.add_argument("--sessions", type=int, default=6000)
     ap.add_argument("--models", nargs="+", default=["gru4rec", "graph_with_embeddings_and_attention"])
     ap.add_argument("--items", type=int, nargs="+", default=[4000, 200_000])
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[512])
     ap.add_argument("--baseline", help="a git revision whose src/ runs beside ours")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
@@ -85,9 +91,11 @@ def main() -> int:
             store = Path(tmp) / f"test-{n_items}.lmdb"
             synthetic_store(store, args.sessions, n_items).close()
             for name in args.models:
-                for code, src in codes.items():
-                    rows.append({"code": code, **run_snippet(RUN.format(here=str(HERE)), [store, name, n_items], src)})
-                    print(rows[-1], flush=True)
+                for bs in args.batch_sizes:
+                    for code, src in codes.items():
+                        rows.append({"code": code, **run_snippet(RUN.format(here=str(HERE)),
+                                                                 [store, name, n_items, bs], src)})
+                        print(rows[-1], flush=True)
     print(table(rows))
     if args.output:
         args.output.write_text(json.dumps(rows, indent=1) + "\n")

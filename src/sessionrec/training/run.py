@@ -41,7 +41,8 @@ def train_config(params: Params) -> TrainConfig:
                        use_scheduler=mp.use_scheduler, patience=mp.patience, seed=mp.seed,
                        top_k=tuple(params.evaluate.top_k), ties=params.evaluate.ties, loss=mp.loss,
                        n_sample=mp.n_sample, sample_alpha=mp.sample_alpha, logq=mp.logq,
-                       optimizer=mp.optimizer, precision=mp.precision, epoch_examples=mp.epoch_examples)
+                       optimizer=mp.optimizer, precision=mp.precision, epoch_examples=mp.epoch_examples,
+                       eval_batch_size=params.evaluate.batch_size)
 
 
 def read_events(split: str) -> dict:
