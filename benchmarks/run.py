@@ -356,11 +356,12 @@ def table(results: dict) -> str:
                      + (", equal curve)" if r["curves_equal"] else ", CURVE DIFFERS)"),
                      f"whole catalogue {r['full_ms_per_session']:,}", f"{r['speedup']}x"])
     data = results.get("pipeline", {}).get("data", {})
+    n, of = data.get("train_examples_per_epoch"), data.get("graph_examples", {}).get("train")
+    capped = f" (one epoch of {n:,} of the {of:,} examples)" if n and of and n < of else ""
     for stage, r in results.get("pipeline", {}).items():
         if stage != "data":
             disk = f", {r['tmp_peak_mib']:,} MiB temp disk" if "tmp_peak_mib" in r else ""
-            n, of = data.get("train_examples_per_epoch"), data.get("graph_examples", {}).get("train")
-            what = f" (one epoch of {n:,} of the {of:,} examples)" if stage == "train" and n and of and n < of else ""
+            what = capped if stage == "train" else ""
             rows.append([f"pipeline {stage}{what}", f"{r['seconds']} s, {r['peak_mib']:,} MiB peak{disk}",
                          "target: peak under 16 GiB", f"{r['peak_mib'] / 16384:.2f}x the cap"])
     return markdown_table(["figure", "measured", "reference", "ratio"], rows)
