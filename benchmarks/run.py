@@ -11,7 +11,9 @@ Figures (each cell a fresh process; run it alone, the timings assume an otherwis
 * ``build_graphs``: sessions per second of building a split's graph store (vectorised, one thread), against the
   original design's 500 sessions/s (a quoted figure, not rerun);
 * ``startup``: seconds of imports before the data stages do any work (torch is never loaded there);
-* ``loader``: the share of a training step (default graph model, 4k products) spent reading and collating batches;
+* ``loader``: the share of a training step (default graph model, 4k products) spent reading and collating batches,
+  from a store of 4,096-example shards and from one of 8-example shards (as many shards per batch as a full-size
+  shuffled epoch touches);
 * ``train``: training examples per second, full softmax and the sampled loss (dense Adam and ``lazy_adam``), at 4k
   and 200k products;
 * ``evaluate``: test examples per minute over the full catalogue at 4k and 200k products;
@@ -29,9 +31,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SPEED = ROOT / "benchmarks" / "speed"
 sys.path.insert(0, str(SPEED))
-from versions import markdown_table, run_snippet  # noqa: E402
+from versions import machine, markdown_table, run_snippet  # noqa: E402
 
 SIZES = {  # quick / full: what each figure runs on
     "smoke": {"fe_rows": 20_000, "graph_sessions": 5_000, "store_sessions": 200, "items": [4000, 200_000],
@@ -114,13 +113,15 @@ LOADER = """
 import json, sys, time
 sys.path.insert(0, {speed!r})
 from pathlib import Path
-import torch
+import numpy as np, torch
 from training_step import KNOBS, synthetic_store
 from sessionrec.models import build_model
 from sessionrec.models.registry import model_config
 from sessionrec.training.loop import TrainStep, make_optimizer
 from sessionrec.training.loss import FullSoftmax
-store = synthetic_store(Path(sys.argv[1]), int(sys.argv[2]), 4000)
+store = synthetic_store(Path(sys.argv[1]), int(sys.argv[2]), 4000, shard_size=int(sys.argv[3]))
+shards = np.mean([len(np.unique(np.searchsorted(store.starts, idx, side="right")))
+                  for idx in store.batch_order(128, shuffle=True, seed=0, epoch=1)])
 torch.manual_seed(0)
 model = build_model(model_config("graph_with_embeddings_and_attention", 4000, KNOBS)).train()
 step, opt = TrainStep(model, FullSoftmax()), make_optimizer(model, 1e-3, 1e-5)
@@ -136,14 +137,23 @@ for epoch in (0, 1):  # the first pass warms up; the second is measured
         loss.backward()
         opt.step()
         load, total = load + t1 - t0, total + time.perf_counter() - t0
-print(json.dumps({{"load_seconds": load, "step_seconds": total, "examples": len(store)}}))
+print(json.dumps({{"load_seconds": load, "step_seconds": total, "examples": len(store),
+                  "shards_per_batch": round(float(shards), 1)}}))
 """
 
 
 def loader(size: dict, tmp: Path) -> dict:
-    r = run_snippet(LOADER.format(speed=str(SPEED)), [tmp / "loader.lmdb", size["store_sessions"] * 2])
-    return {"share_of_step": round(r["load_seconds"] / r["step_seconds"], 3),
-            "examples_per_second": round(r["examples"] / r["step_seconds"])}
+    """The loader's share of a step with the store's 4,096-example shards (a batch of a small split touches a few),
+    and with 8-example shards, so that a batch touches about as many shards as a shuffled full-size epoch's (one per
+    example: 33M examples in 8,161 shards)."""
+    out = {}
+    for key, shard_size in (("contiguous", 4096), ("spread", 8)):
+        r = run_snippet(LOADER.format(speed=str(SPEED)),
+                        [tmp / f"loader-{shard_size}.lmdb", size["store_sessions"] * 2, shard_size])
+        out[key] = {"share_of_step": round(r["load_seconds"] / r["step_seconds"], 3),
+                    "examples_per_second": round(r["examples"] / r["step_seconds"]),
+                    "shard_size": shard_size, "shards_per_batch": r["shards_per_batch"]}
+    return out
 
 
 def train(size: dict, tmp: Path) -> dict:
@@ -329,7 +339,10 @@ def table(results: dict) -> str:
         rows.append(["data stages' start-up (imports)", f"at most {slowest[1]['import_seconds']} s ({slowest[0]})",
                      "target 1 s, no torch", "torch loaded" if torch else "no torch"])
     if "loader" in results:
-        rows.append(["loader, default graph model, batch 128", f"{results['loader']['share_of_step']:.1%} of a step",
+        ld = results["loader"]
+        rows.append([f"loader, default graph model, batch 128 from {ld['contiguous']['shards_per_batch']:g} / "
+                     f"{ld['spread']['shards_per_batch']:g} shards (a full-size epoch: 127)",
+                     f"{ld['contiguous']['share_of_step']:.1%} / {ld['spread']['share_of_step']:.1%} of a step",
                      "target under 10%", ""])
     short = {"gru4rec": "GRU4Rec", "graph_with_embeddings_and_attention": "GNN+attention"}
     for n in sorted({int(k.split("@")[1]) for k in results.get("train", {})}):
@@ -394,16 +407,6 @@ def command_line(argv: list[str]) -> str:
         if not arg.startswith("--output="):
             kept.append(arg)
     return " ".join(["python", "benchmarks/run.py", *kept])
-
-
-def machine() -> dict:
-    import torch
-
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return {"commit": commit.stdout.strip() or "unknown", "cpu": cpu, "cores": os.cpu_count(),
-            "torch": torch.__version__, "python": platform.python_version()}
 
 
 def main() -> int:

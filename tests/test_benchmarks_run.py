@@ -19,14 +19,15 @@ def test_benchmark_runner_measures_every_figure(tmp_path):
     assert "| figure | measured | reference | ratio |" in r.stdout
     b = json.loads(out.read_text())
     assert b["size"] == "smoke" and b["machine"]["torch"]
-    for key in ("filter_encode.over_scan", "build_graphs.over_original_500", "loader.share_of_step",
+    for key in ("filter_encode.over_scan", "build_graphs.over_original_500", "loader.spread.share_of_step",
                 "scoring.share_of_ceiling", "train.gru4rec@200000.sampled_over_full",
                 "train.gru4rec@200000.lazy_over_full",
                 "evaluate.graph_with_embeddings_and_attention@200000.examples_per_minute",
                 "weight_search.hybrid@200000.speedup"):
         assert b[key] > 0, key
     assert b["weight_search.hybrid@4000.curves_equal"] and b["weight_search.hybrid@200000.curves_equal"]
-    assert 0 < b["loader.share_of_step"] < 1
+    assert 0 < b["loader.contiguous.share_of_step"] < 1 and 0 < b["loader.spread.share_of_step"] < 1
+    assert b["loader.spread.shards_per_batch"] > b["loader.contiguous.shards_per_batch"]
     assert not any(v for k, v in b.items() if k.endswith("torch_loaded"))  # the data stages start without torch
     for stage in ("download", "filter_encode", "split", "build_graphs", "train", "evaluate"):
         assert b[f"pipeline.{stage}.seconds"] > 0 and b[f"pipeline.{stage}.peak_mib"] > 0

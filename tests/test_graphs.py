@@ -1,5 +1,7 @@
 """Session graphs (property-based, repeats included), the LMDB shard round trip and batching."""
 
+from dataclasses import fields
+
 import numpy as np
 import pytest
 import torch
@@ -102,6 +104,35 @@ def test_lmdb_round_trip_and_batches(tmp_path_factory, sessions, shard_size, rnd
         assert (b.node_batch[b.edge_index[1][emask]] == row).all()
     store.close()
 
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 20), st.integers(0, 2**32 - 1))
+def test_a_batch_is_the_same_from_one_file_two_files_or_memory(tmp_path_factory, shard_size, cut_shards, seed):
+    """Batching gathers every requested example from every shard at once (views across the memory map): the same
+    examples give the same tensors from one store file, from the two files of a refit read as one (small shards
+    inside LMDB leaf pages at any byte boundary and large ones on overflow pages), or from memory (the service)."""
+    rng = np.random.default_rng(seed)
+    session = np.repeat(np.arange(120), rng.integers(2, 9, 120))
+    items = rng.integers(1, 40, len(session))
+    feats = {f: items * (i + 1) for i, f in enumerate(("item", "category", "sub_category", "element", "brand"))}
+    feats["price"] = rng.random(len(session)).astype(np.float32)
+    examples = list(build_examples(session, feats, "all_prefixes"))
+    cut = shard_size * min(cut_shards, (len(examples) - 1) // shard_size)  # the files cut where a shard ends
+    d = tmp_path_factory.mktemp("stores")
+    write_store(d / "all.lmdb", iter(examples), shard_size)
+    write_store(d / "a.lmdb", iter(examples[:cut]), shard_size)
+    write_store(d / "b.lmdb", iter(examples[cut:]), shard_size)
+    one, two, memory = GraphStore(d / "all.lmdb"), GraphStore([d / "a.lmdb", d / "b.lmdb"]), \
+        GraphStore.from_examples(examples)
+    for _ in range(3):
+        idx = rng.choice(len(examples), size=int(rng.integers(1, 200)), replace=False)
+        # nodes come shard by shard, in request order within a shard; in memory all examples share one shard
+        for a, b in ((one.batch(idx), two.batch(idx)), (one.batch(np.sort(idx)), memory.batch(np.sort(idx)))):
+            for f in fields(a):
+                assert torch.equal(getattr(a, f.name), getattr(b, f.name)), f.name
+    one.close()
+    two.close()
 
 def test_the_same_examples_give_byte_identical_stores(tmp_path):
     """DVC hashes the store: rebuilding unchanged data must not look like a change (and retrain every model)."""

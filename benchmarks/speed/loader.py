@@ -1,7 +1,13 @@
-"""Batches per second: packed LMDB shards (ours) vs one record per example decoded per sample (the original design).
+"""Batches per second: packed LMDB shards (ours) vs one record per example decoded per sample (the original design),
+and ours against the same store gathered with one Python loop per shard (how ``GraphStore.batch`` read until the
+views across the memory map: fine when a batch touches a few shards, slow when a shuffled epoch over millions of
+examples puts every example of a batch in another shard).
 
 Both stores hold the same examples and both decode with numpy (no pickle here either, so the ratio measures the
-layout and the per-sample work, not pickle). Run: ``python benchmarks/speed/loader.py [--sessions 20000]``.
+layout and the per-sample work, not pickle). ``--store PATH`` times batches drawn at random from an existing store
+instead (e.g. ``data/graphs/train.lmdb`` of a full-size run), both ways, and checks they are the same tensors.
+
+    python benchmarks/speed/loader.py [--sessions 20000] [--batch-size 128] [--store PATH [--batches 300]]
 """
 
 from __future__ import annotations
@@ -16,7 +22,56 @@ import numpy as np
 import torch
 
 from sessionrec.graphs.build import build_examples
-from sessionrec.graphs.store import GraphStore, pack, unpack, write_store
+from sessionrec.graphs.ranges import ranges
+from sessionrec.graphs.store import EDGE_ARRAYS, NODE_ARRAYS, GraphStore, pack, unpack, write_store
+
+
+class PerShardLoop(GraphStore):
+    """The same store gathered with a Python loop over the shards a batch touches (the earlier ``batch``)."""
+
+    def gather(self, shard, local):
+        parts = []
+        for o in np.split(np.arange(len(shard)), np.flatnonzero(np.diff(shard)) + 1):
+            s, idx, out = self.shards[shard[o[0]]], local[o], {}
+            for ptr, names in (("node_ptr", NODE_ARRAYS), ("seq_ptr", ("alias",)), ("edge_ptr", EDGE_ARRAYS)):
+                p = s[ptr]
+                counts = p[idx + 1] - p[idx]
+                rows = ranges(p[idx].astype(np.int64), counts.astype(np.int64))
+                out[ptr] = counts
+                for n in names:
+                    out[n] = s[n][rows]
+            for n in ("target", "session", "time"):
+                out[n] = s[n][idx]
+            parts.append(out)
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def time_batches(store: GraphStore, batches: list) -> tuple[float, list]:
+    t = time.perf_counter()
+    out = [store.batch(idx) for idx in batches]
+    return time.perf_counter() - t, out
+
+
+def compare_on(path: Path, batch_size: int, n_batches: int) -> None:
+    """Random batches of an existing store, gathered both ways in turn (LMDB allows one open environment per file
+    and process), after one untimed pass over the same batches so both read from a warm page cache."""
+    ours = GraphStore(path)
+    n = len(ours)
+    batches = np.array_split(np.random.default_rng(0).permutation(n)[:batch_size * n_batches], n_batches)
+    per_shard = [len(np.unique(np.searchsorted(ours.starts, b, side="right"))) for b in batches]
+    time_batches(ours, batches)
+    t_ours, a = time_batches(ours, batches)
+    ours.close()
+    loop = PerShardLoop(path)
+    t_loop, b = time_batches(loop, batches)
+    loop.close()
+    same = all(torch.equal(getattr(x, f), getattr(y, f)) for x, y in zip(a, b) for f in x.__dataclass_fields__)
+    m = batch_size * n_batches
+    print(f"{path}: {n:,} examples in {len(ours.starts) - 1:,} shards; {n_batches} random batches of {batch_size}, "
+          f"{np.mean(per_shard):.0f} shards per batch; same tensors both ways: {same}")
+    for label, t in (("views across the memory map (ours)", t_ours), ("one loop per shard", t_loop)):
+        print(f"{label:36s}{m / t:12,.0f} examples/s  ({1000 * t / n_batches:.2f} ms/batch)")
+    print(f"speed-up: {t_loop / t_ours:.1f}x")
 
 
 def synthetic_sessions(n_sessions: int, seed: int = 0):
@@ -60,7 +115,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=20000)
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--store", type=Path, help="time random batches of this existing graph store instead")
+    ap.add_argument("--batches", type=int, default=300, help="with --store: how many")
     args = ap.parse_args()
+    if args.store:
+        compare_on(args.store, args.batch_size, args.batches)
+        return
     session, feats = synthetic_sessions(args.sessions)
     examples = list(build_examples(session, feats, "all_prefixes"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,11 +131,18 @@ def main() -> None:
         t = time.perf_counter()
         n_packed = sum(b.size for b in store.iter_batches(args.batch_size, shuffle=True))
         t_packed = time.perf_counter() - t
+        store.close()
+        loop = PerShardLoop(packed)
+        t = time.perf_counter()
+        n_loop = sum(b.size for b in loop.iter_batches(args.batch_size, shuffle=True))
+        t_loop = time.perf_counter() - t
+        loop.close()
         t = time.perf_counter()
         n_single = per_example_epoch(single, len(examples), args.batch_size)
         t_single = time.perf_counter() - t
     print(f"{len(examples)} examples, batch {args.batch_size}")
     print(f"packed shards (ours):        {n_packed / t_packed:12,.0f} examples/s  ({t_packed:.2f} s per epoch)")
+    print(f"  gathered shard by shard:   {n_loop / t_loop:12,.0f} examples/s  ({t_loop:.2f} s per epoch)")
     print(f"one record per example:      {n_single / t_single:12,.0f} examples/s  ({t_single:.2f} s per epoch)")
     print(f"speed-up: {t_single / t_packed:.1f}x")
 

@@ -86,7 +86,7 @@ def graph_model_params(n_items: int) -> list[torch.Tensor]:
     return list(model.parameters())
 
 
-def synthetic_store(path: Path, n_sessions: int, n_items: int, seed: int = 0) -> GraphStore:
+def synthetic_store(path: Path, n_sessions: int, n_items: int, seed: int = 0, shard_size: int = 4096) -> GraphStore:
     rng = np.random.default_rng(seed)
     lengths = np.minimum(np.ceil(np.exp(rng.normal(1.0, 0.8, n_sessions))).astype(int) + 2, 50)
     session = np.repeat(np.arange(n_sessions), lengths)
@@ -94,7 +94,7 @@ def synthetic_store(path: Path, n_sessions: int, n_items: int, seed: int = 0) ->
     cols = {"item": items, "category": items % 150, "sub_category": items % 60, "element": items % 80,
             "brand": items % 300, "price": rng.random(len(session)).astype(np.float32),
             "ts": np.arange(len(session), dtype=np.int64)}
-    write_store(path, build_examples(session, cols, "all_prefixes"), 4096)
+    write_store(path, build_examples(session, cols, "all_prefixes"), shard_size)
     return GraphStore(path)
 
 

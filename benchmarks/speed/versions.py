@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -59,3 +60,15 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
     cell = lambda v: f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)  # noqa: E731
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
+
+
+def machine() -> dict:
+    """What a figure was measured on: the commit (``+changes`` when ``src/`` differs from it), CPU, cores, torch."""
+    import torch
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True)
+    return {"commit": (commit.stdout.strip() or "unknown") + ("+changes" if dirty.stdout.strip() else ""), "cpu": cpu,
+            "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}

@@ -6,14 +6,16 @@ shard's CRC-32), key ``meta-crc32`` the CRC-32 of ``meta``; key ``shard-000000``
 Each value is ``<u8 header length><JSON header><8-byte-aligned arrays>``; no pickle anywhere. Opening a store checks
 its format and every checksum (about 1 GB/s): a flipped byte, a truncated or a foreign file is refused with a
 ``StoreError`` naming the file, never read as other tensors. A store is written under a temporary name and renamed
-into place when complete (``atomic``). Readers open the file ``readonly=True, lock=False`` (no lock file, so ``dvc status`` stays clean)
-and keep one read transaction open, so ``np.frombuffer`` views point straight into the memory map.
+into place when complete (``atomic``). Readers open the file ``readonly=True, lock=False`` (no lock file, so
+``dvc status`` stays clean) and keep one read transaction open, so ``np.frombuffer`` views point straight into the
+memory map, and a batch gathers across all shards at once (``_Segment``).
 
 This replaces the original design's one pickled graph per record, opened per sample, which starved the GPU.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import struct
 import zlib
@@ -189,25 +191,94 @@ def open_store(path: Path):
     return env, txn, meta, shards
 
 
+
+class _Segment:
+    """Every shard of one store file (or one in-memory shard) read as one: for each array name, numpy views over the
+    address range that the shards' arrays of that name span in the file's memory map, and each shard's element
+    offset into them. A batch of B examples from B different shards (a shuffled epoch over millions of examples) is
+    then gathered by a fixed number of vectorised numpy indexings, not a Python loop over its shards: written here
+    because LMDB gives one buffer per record and numpy no view across buffers; measured in
+    ``benchmarks/speed/loader.py``. The views borrow the memory map: they live as long as the store is open
+    (``GraphStore.close``).
+
+    Shards of more than a few kB sit on LMDB's overflow pages, so their arrays all fall on one element grid; a small
+    shard sits inside a leaf page at any 2-byte boundary, so each name keeps one view per byte residue in use
+    (usually one)."""
+
+    def __init__(self, first: int, shards: list, path: Path | None = None):
+        self.first, self.flat = first, {}
+        if not shards:
+            return
+        for name in SHARD_ORDER:
+            arrays = [s[name] for s in shards]
+            dtype, live = arrays[0].dtype, np.array([a.size > 0 for a in arrays])
+            addr = np.array([a.__array_interface__["data"][0] for a in arrays], np.int64)
+            base = int(addr[live].min()) if live.any() else 0
+            end = max((int(a) + arr.nbytes for a, arr, ok in zip(addr, arrays, live) if ok), default=0)
+            if path is not None and end - base > path.stat().st_size:
+                raise StoreError(f"{path}: the {name!r} arrays of its shards span more than the file: "
+                                 f"rebuild it: `dvc repro --force build_graphs`")
+            rel = np.where(live, addr - base, 0)
+            residue = rel % dtype.itemsize
+            views = {int(r): np.frombuffer((ctypes.c_char * (end - base - int(r))).from_address(base + int(r)),
+                                           dtype=dtype, count=(end - base - int(r)) // dtype.itemsize)
+                     for r in np.unique(residue)} if live.any() else {0: np.zeros(0, dtype)}
+            for v in views.values():
+                v.flags.writeable = False
+            self.flat[name] = (views, rel // dtype.itemsize, residue)
+
+    def take(self, name: str, k: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Element ``i[j]`` of shard ``k[j]``'s array ``name`` (shards numbered within this segment)."""
+        views, off, residue = self.flat[name]
+        if len(views) == 1:
+            return next(iter(views.values()))[off[k] + i]
+        r = residue[k]
+        out = np.empty(len(i), next(iter(views.values())).dtype)
+        for res, view in views.items():
+            m = r == res
+            out[m] = view[off[k[m]] + i[m]]
+        return out
+
+    def gather(self, shard: np.ndarray, local: np.ndarray) -> dict:
+        """The arrays of examples ``local`` of shards ``shard`` (global shard numbers of this segment), in that
+        order: per-example counts for the pointer arrays, node / position / edge rows concatenated."""
+        k, out = shard - self.first, {}
+        for ptr, names in (("node_ptr", NODE_ARRAYS), ("seq_ptr", ("alias",)), ("edge_ptr", EDGE_ARRAYS)):
+            start = self.take(ptr, k, local)
+            counts = self.take(ptr, k, local + 1) - start
+            rows = ranges(start.astype(np.int64), counts.astype(np.int64))
+            k_row = np.repeat(k, counts)
+            out[ptr] = counts
+            for n in names:
+                out[n] = self.take(n, k_row, rows)
+        for n in ("target", "session", "time"):
+            out[n] = self.take(n, k, local)
+        return out
+
+
 class GraphStore:
     """Read-only view of a graph store; ``batch(indices)`` builds a :class:`Batch` with vectorised numpy."""
 
     def __init__(self, path: str | Path | list):
         """One store, or several read as one (their shards in order), e.g. train + validation for a refit."""
-        self.envs, self.shards, sizes = [], [], []
+        self.envs, self.shards, sizes, self.segments = [], [], [], []
         for p in (path if isinstance(path, (list, tuple)) else [path]):
             p = Path(p)
             if not p.exists():
                 raise FileNotFoundError(f"{p}: graph store not found (run the build_graphs stage)")
             env, txn, meta, shards = open_store(p)
+            self.segments.append(_Segment(len(self.shards), shards, p))
             self.shards += shards
             sizes += meta["shard_sizes"]
             self.envs.append((env, txn))
         self._index(sizes)
 
     def _index(self, sizes: list) -> None:
-        """Example offsets of the shards, and every example's target."""
+        """Example offsets of the shards, each shard's segment, and every example's target."""
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.segment_of = np.zeros(len(self.shards), np.int64)
+        for i, seg in enumerate(self.segments):
+            self.segment_of[seg.first:] = i
         self.targets = np.concatenate([s["target"] for s in self.shards]) if self.shards else np.zeros(0, np.int32)
 
     @classmethod
@@ -216,6 +287,7 @@ class GraphStore:
         with the very code that batches the test split."""
         store = cls([])
         store.shards = list(shards_of(map(example_block, examples), max(len(examples), 1)))
+        store.segments = [_Segment(i, [shard]) for i, shard in enumerate(store.shards)]
         store._index([len(examples)] if examples else [])
         return store
 
@@ -223,34 +295,26 @@ class GraphStore:
         return int(self.starts[-1])
 
     def close(self) -> None:
-        self.shards = []
+        self.shards, self.segments = [], []
         for env, txn in self.envs:
             txn.abort()
             env.close()
         self.envs = []
 
-    def _gather(self, shard: dict, idx: np.ndarray) -> dict:
-        out = {}
-        for ptr, names in (("node_ptr", NODE_ARRAYS), ("seq_ptr", ("alias",)), ("edge_ptr", EDGE_ARRAYS)):
-            p = shard[ptr]
-            counts = p[idx + 1] - p[idx]
-            rows = ranges(p[idx].astype(np.int64), counts.astype(np.int64))
-            out[ptr] = counts
-            for n in names:
-                out[n] = shard[n][rows]
-        out["target"] = shard["target"][idx]
-        out["session"] = shard["session"][idx]
-        out["time"] = shard["time"][idx]
-        return out
+    def gather(self, shard: np.ndarray, local: np.ndarray) -> dict:
+        """The stored arrays of examples ``local`` of shards ``shard`` (ascending), in that order: per-example node,
+        position and edge counts (``node_ptr``, ``seq_ptr``, ``edge_ptr``), their rows concatenated, and
+        ``target``, ``session``, ``time``."""
+        seg = self.segment_of[shard]
+        bounds = np.flatnonzero(np.diff(seg)) + 1  # one part per segment (one per store file), in shard order
+        parts = [self.segments[seg[o[0]]].gather(shard[o], local[o]) for o in np.split(np.arange(len(shard)), bounds)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if len(parts) > 1 else parts[0]
 
     def batch(self, indices: np.ndarray) -> Batch:
         indices = np.asarray(indices, np.int64)
         shard_of = np.searchsorted(self.starts, indices, side="right") - 1
         order = np.argsort(shard_of, kind="stable")  # gather shard by shard: merged example j is requested row order[j]
-        bounds = np.flatnonzero(np.diff(shard_of[order])) + 1
-        parts = [self._gather(self.shards[shard_of[o[0]]], indices[o] - self.starts[shard_of[o[0]]])
-                 for o in np.split(order, bounds)]
-        merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        merged = self.gather(shard_of[order], indices[order] - self.starts[shard_of[order]])
         inv = np.argsort(order)
         n_nodes, n_pos, n_edges = merged["node_ptr"], merged["seq_ptr"], merged["edge_ptr"]
         node_off = np.concatenate([[0], np.cumsum(n_nodes)[:-1]])
