@@ -88,3 +88,22 @@ def test_the_evaluation_table_is_rendered_from_its_committed_json():
     rows = json.loads((ROOT / "benchmarks/results/evaluate_speed_blocks.json").read_text())
     assert block.group(1) == ev.table(rows), "docs/speed.md's evaluation table is stale"
 
+
+
+def test_the_sampled_loss_studies_are_rendered_from_their_committed_json():
+    import importlib.util
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks/speed"))  # sampled_loss.py imports its neighbour versions.py
+    spec = importlib.util.spec_from_file_location("sampled_loss_bench", ROOT / "benchmarks/speed/sampled_loss.py")
+    sl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sl)
+    text = (ROOT / "docs/speed.md").read_text()
+    for tag, name in (("sampled-loss-ablation", "sampled_loss_ablation"), ("sampled-loss-rees46", "sampled_loss_rees46")):
+        block = re.search(rf"<!-- {tag} -->\n(.*?)\n<!-- /{tag} -->", text, re.S)
+        assert block, f"docs/speed.md has no {tag} table"
+        run = json.loads((ROOT / f"benchmarks/results/{name}.json").read_text())
+        assert block.group(1) == sl.mean_table(run["quality"]), f"docs/speed.md's {tag} table is stale"
+        flat = " ".join(text.split())  # the command may be wrapped over lines
+        assert f"`{run['command']}`" in flat and f"`{run['machine']['commit']}`" in flat, tag

@@ -5,9 +5,12 @@ examples puts every example of a batch in another shard).
 
 Both stores hold the same examples and both decode with numpy (no pickle here either, so the ratio measures the
 layout and the per-sample work, not pickle). ``--store PATH`` times batches drawn at random from an existing store
-instead (e.g. ``data/graphs/train.lmdb`` of a full-size run), both ways, and checks they are the same tensors.
+instead (e.g. ``data/graphs/train.lmdb`` of a full-size run), both ways, and checks they are the same tensors; with
+``--checkpoint models/model.pt --train-split data/split/train.parquet`` of that run also the loader's share of a
+training step there (the checkpoint's network, the sampled loss and ``lazy_adam`` as a 200k-product run trains).
 
-    python benchmarks/speed/loader.py [--sessions 20000] [--batch-size 128] [--store PATH [--batches 300]]
+    python benchmarks/speed/loader.py [--sessions 20000] [--batch-size 128]
+        [--store PATH [--batches 300] [--checkpoint PT --train-split PARQUET]]
 """
 
 from __future__ import annotations
@@ -111,15 +114,52 @@ def per_example_epoch(path: Path, n: int, batch_size: int) -> int:
     return seen
 
 
+def step_share(path: Path, checkpoint: Path, train_split: Path, batch_size: int, n_batches: int) -> None:
+    """Batching against the rest of a training step on random batches of the store at ``path`` (20 warm-up steps)."""
+    import pyarrow.parquet as pq
+
+    from sessionrec.training.checkpoint import load_model
+    from sessionrec.training.loop import TrainStep, make_optimizer
+    from sessionrec.training.loss import make_loss
+
+    store = GraphStore(path)
+    model, _ = load_model(checkpoint)
+    items = pq.read_table(train_split, columns=["item"]).column("item").to_numpy()
+    step = TrainStep(model, make_loss("sampled", model.n_items, items, 2048, 0.5, 1.0))
+    step.train()
+    opt = make_optimizer(model, 1e-3, 1e-5, "lazy_adam")
+    order = np.random.default_rng(1).permutation(len(store))[:batch_size * (n_batches + 20)]
+    load = rest = 0.0
+    for i, idx in enumerate(np.array_split(order, n_batches + 20)):
+        t0 = time.perf_counter()
+        batch = store.batch(idx)
+        t1 = time.perf_counter()
+        loss = step(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= 20:
+            load, rest = load + t1 - t0, rest + time.perf_counter() - t1
+    store.close()
+    print(f"training steps ({model.n_items - 1:,} products, sampled loss, lazy_adam, "
+          f"{torch.get_num_threads()} threads): batching {1000 * load / n_batches:.2f} ms, "
+          f"the rest {1000 * rest / n_batches:.2f} ms per batch: "
+          f"the loader {load / (load + rest):.1%} of a step, {batch_size * n_batches / (load + rest):,.0f} examples/s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=20000)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--store", type=Path, help="time random batches of this existing graph store instead")
     ap.add_argument("--batches", type=int, default=300, help="with --store: how many")
+    ap.add_argument("--checkpoint", type=Path, help="with --store: also time training steps of this model.pt")
+    ap.add_argument("--train-split", type=Path, help="with --checkpoint: the run's data/split/train.parquet")
     args = ap.parse_args()
     if args.store:
         compare_on(args.store, args.batch_size, args.batches)
+        if args.checkpoint:
+            step_share(args.store, args.checkpoint, args.train_split, args.batch_size, args.batches)
         return
     session, feats = synthetic_sessions(args.sessions)
     examples = list(build_examples(session, feats, "all_prefixes"))

@@ -257,13 +257,15 @@ def fit(model, train: GraphStore | None, val: GraphStore, cfg: TrainConfig, live
             break
         t0 = time.time()
         train_loss = train_epoch(model, opt, train, cfg, epoch, device, step)
+        t1 = time.time()
         lr = opt.param_groups[0]["lr"]
         metrics = validate(model, val, cfg, device)
         row = {"train/loss": train_loss, "lr": lr, **{f"val/{k}": v for k, v in metrics.items()}}
         if sched is not None:
             sched.step(metrics["loss"])
-        log.info("epoch %d: train loss %.4f, val loss %.4f, val R@20 %.4f, val MRR@20 %.4f (%.1fs)", epoch,
-                 train_loss, metrics["loss"], metrics["R@20"], metrics["MRR@20"], time.time() - t0)
+        log.info("epoch %d: train loss %.4f, val loss %.4f, val R@20 %.4f, val MRR@20 %.4f (%.1fs: train %.1fs, "
+                 "validation %.1fs)", epoch, train_loss, metrics["loss"], metrics["R@20"], metrics["MRR@20"],
+                 time.time() - t0, t1 - t0, time.time() - t1)
         if metrics[SELECT_ON] > st["best_score"]:
             st.update(best_score=metrics[SELECT_ON], best_state=copy.deepcopy(model.state_dict()), best_epoch=epoch,
                       best_metrics=metrics, bad_epochs=0)
