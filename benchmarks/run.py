@@ -114,6 +114,7 @@ import json, sys, time
 sys.path.insert(0, {speed!r})
 from pathlib import Path
 import numpy as np, torch
+from loader import timed_steps
 from training_step import KNOBS, synthetic_store
 from sessionrec.models import build_model
 from sessionrec.models.registry import model_config
@@ -125,19 +126,9 @@ shards = np.mean([len(np.unique(np.searchsorted(store.starts, idx, side="right")
 torch.manual_seed(0)
 model = build_model(model_config("graph_with_embeddings_and_attention", 4000, KNOBS)).train()
 step, opt = TrainStep(model, FullSoftmax()), make_optimizer(model, 1e-3, 1e-5)
-load = total = 0.0
 for epoch in (0, 1):  # the first pass warms up; the second is measured
-    load = total = 0.0
-    for idx in store.batch_order(128, shuffle=True, seed=0, epoch=epoch):
-        t0 = time.perf_counter()
-        batch = store.batch(idx)
-        t1 = time.perf_counter()
-        loss = step(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        load, total = load + t1 - t0, total + time.perf_counter() - t0
-print(json.dumps({{"load_seconds": load, "step_seconds": total, "examples": len(store),
+    load, rest = timed_steps(store, step, opt, store.batch_order(128, shuffle=True, seed=0, epoch=epoch))
+print(json.dumps({{"load_seconds": load, "step_seconds": load + rest, "examples": len(store),
                   "shards_per_batch": round(float(shards), 1)}}))
 """
 

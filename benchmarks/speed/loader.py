@@ -114,6 +114,21 @@ def per_example_epoch(path: Path, n: int, batch_size: int) -> int:
     return seen
 
 
+def timed_steps(store: GraphStore, step, opt, batches) -> tuple[float, float]:
+    """Seconds spent batching, and in the rest of the training step, over ``batches`` (index arrays)."""
+    load = rest = 0.0
+    for idx in batches:
+        t0 = time.perf_counter()
+        batch = store.batch(idx)
+        t1 = time.perf_counter()
+        loss = step(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        load, rest = load + t1 - t0, rest + time.perf_counter() - t1
+    return load, rest
+
+
 def step_share(path: Path, checkpoint: Path, train_split: Path, batch_size: int, n_batches: int) -> None:
     """Batching against the rest of a training step on random batches of the store at ``path`` (20 warm-up steps)."""
     import pyarrow.parquet as pq
@@ -128,18 +143,10 @@ def step_share(path: Path, checkpoint: Path, train_split: Path, batch_size: int,
     step = TrainStep(model, make_loss("sampled", model.n_items, items, 2048, 0.5, 1.0))
     step.train()
     opt = make_optimizer(model, 1e-3, 1e-5, "lazy_adam")
-    order = np.random.default_rng(1).permutation(len(store))[:batch_size * (n_batches + 20)]
-    load = rest = 0.0
-    for i, idx in enumerate(np.array_split(order, n_batches + 20)):
-        t0 = time.perf_counter()
-        batch = store.batch(idx)
-        t1 = time.perf_counter()
-        loss = step(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if i >= 20:
-            load, rest = load + t1 - t0, rest + time.perf_counter() - t1
+    batches = np.array_split(np.random.default_rng(1).permutation(len(store))[:batch_size * (n_batches + 20)],
+                             n_batches + 20)
+    timed_steps(store, step, opt, batches[:20])  # warm-up
+    load, rest = timed_steps(store, step, opt, batches[20:])
     store.close()
     print(f"training steps ({model.n_items - 1:,} products, sampled loss, lazy_adam, "
           f"{torch.get_num_threads()} threads): batching {1000 * load / n_batches:.2f} ms, "
