@@ -191,7 +191,6 @@ def open_store(path: Path):
     return env, txn, meta, shards
 
 
-
 class _Segment:
     """Every shard of one store file (or one in-memory shard) read as one: for each array name, numpy views over the
     address range that the shards' arrays of that name span in the file's memory map, and each shard's element
