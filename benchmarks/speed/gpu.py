@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sampled_loss import VARIANTS  # noqa: E402
+from sampled_loss import TIMED, VARIANTS  # noqa: E402
 from training_step import KNOBS, synthetic_store  # noqa: E402
 from versions import markdown_table  # noqa: E402
 
@@ -97,7 +97,7 @@ def main() -> int:
         store = synthetic_store(Path(tmp) / "train.lmdb", args.sessions, args.items)
         targets = torch.cat([b.target for b in store.iter_batches(4096)]).numpy()  # read once for every cell
         for name in NETS:
-            for loss, optimizer in VARIANTS:
+            for loss, optimizer in ((VARIANTS[v]["loss"], VARIANTS[v]["optimizer"]) for v in TIMED):
                 for bf16 in (False, True):
                     rows.append(epoch(store, targets, name, args.items, loss, optimizer, bf16, args.batch_size,
                                       device))
