@@ -20,6 +20,9 @@ Figures (each cell a fresh process; run it alone, the timings assume an otherwis
 * ``scoring``: the full-catalogue scoring matmul's GFLOP/s against this machine's large square matmul (the ceiling);
 * ``weight_search``: the hybrid's weight search per validation session over its 286-point first stage, counting a few
   candidates per session against counting the whole catalogue, at 4k and 200k products (drawn parts, equal curves);
+* ``srgnn_official`` (with ``--official-srgnn DIR``, a checkout of github.com/CRIPAC-DIG/SR-GNN): our ``srgnn``
+  against the official SR-GNN PyTorch code on the same REES46 head split and CPU, training examples per second with
+  each one's test pass (``benchmarks/speed/srgnn_official.py``);
 * ``pipeline``: ``dvc repro`` stage by stage on a streamed synthetic REES46 (a small one by default; with ``--full``
   110M rows over two months and 200k products), each stage's wall time and peak memory (its processes' largest RSS).
 
@@ -220,6 +223,23 @@ def weight_search(size: dict) -> dict:
                             "points": v["points"]} for n, v in r.items()}
 
 
+SRGNN_OFFICIAL = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {speed!r})
+from srgnn_official import SPLIT, run
+print(json.dumps(run(Path(sys.argv[1]), SPLIT, 6, 0)))
+"""
+
+
+def srgnn_official(folder: Path) -> dict:
+    r = run_snippet(SRGNN_OFFICIAL.format(speed=str(SPEED)), [folder.resolve()])
+    return {"train_examples": r["train_examples"], "threads": r["threads"],
+            "ours_examples_per_second": r["examples_per_second"]["ours_incl_test"],
+            "official_examples_per_second": r["examples_per_second"]["official_incl_test"],
+            "ratio": r["ratio_incl_test"], "ratio_incl_graph_building": r["ratio_incl_test_and_build"]}
+
+
 MEASURED = """
 import json, os, resource, subprocess, sys, time
 def size(d):  # bytes under folder d (0 if absent)
@@ -359,6 +379,12 @@ def table(results: dict) -> str:
                      "validation session", f"{r['candidates_ms_per_session']:,} (candidates"
                      + (", equal curve)" if r["curves_equal"] else ", CURVE DIFFERS)"),
                      f"whole catalogue {r['full_ms_per_session']:,}", f"{r['speedup']}x"])
+    if "srgnn_official" in results:
+        so = results["srgnn_official"]
+        rows.append([f"train, `srgnn`, REES46 head split ({so['train_examples']:,} examples, {so['threads']} threads): "
+                     "examples/s with the test pass", f"{so['ours_examples_per_second']:,}",
+                     f"official SR-GNN code {so['official_examples_per_second']:,}; target 2x",
+                     f"{so['ratio']}x"])
     data = results.get("pipeline", {}).get("data", {})
     n, of = data.get("train_examples_per_epoch"), data.get("graph_examples", {}).get("train")
     capped = f" (one epoch of {n:,} of the {of:,} examples)" if n and of and n < of else ""
@@ -417,6 +443,8 @@ def main() -> int:
                     "the hybrid)")
     ap.add_argument("--epoch-examples", type=int, default=0, help="the pipeline's model.epoch_examples: train one "
                     "epoch of that many examples (a full-scale epoch is hours on 2 cores)")
+    ap.add_argument("--official-srgnn", type=Path, metavar="DIR", help="a checkout of "
+                    "github.com/CRIPAC-DIG/SR-GNN: also time our srgnn against it (figure srgnn_official)")
     ap.add_argument("--render", type=Path, help="no measuring: print (and with --readme write) the table of an "
                     "earlier run's JSON")
     args = ap.parse_args()
@@ -440,9 +468,14 @@ def main() -> int:
                          ("loader", lambda: loader(size, tmp)), ("train", lambda: train(size, tmp)),
                          ("evaluate", lambda: evaluate(size, tmp)), ("scoring", scoring),
                          ("weight_search", lambda: weight_search(size)),
+                         ("srgnn_official", lambda: srgnn_official(args.official_srgnn)),
                          ("pipeline", lambda: pipeline(size, tmp, args.stages, args.model,
                                                                args.epoch_examples))):
             if name in args.skip:
+                continue
+            if name == "srgnn_official" and not args.official_srgnn:
+                print("srgnn_official: not run (give --official-srgnn DIR, a checkout of "
+                      "github.com/CRIPAC-DIG/SR-GNN)", flush=True)
                 continue
             print(f"{name} ...", flush=True)
             results[name] = fn()
