@@ -176,7 +176,8 @@ def evaluate(size: dict, tmp: Path) -> dict:
         ts.synthetic_store(store, size["store_sessions"], n_items, seed=1).close()
         for name in ("gru4rec", "graph_with_embeddings_and_attention"):
             r = run_snippet(ev.RUN.format(here=str(SPEED)), [store, name, n_items, 512])
-            out[f"{name}@{n_items}"] = {"examples_per_minute": r["examples_per_minute"], "peak_mib": round(r["peak_mib"])}
+            out[f"{name}@{n_items}"] = {"examples_per_minute": r["examples_per_minute"],
+                                        "peak_mib": round(r["peak_mib"])}
     return out
 
 
