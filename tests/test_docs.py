@@ -107,3 +107,21 @@ def test_the_sampled_loss_studies_are_rendered_from_their_committed_json():
         assert block.group(1) == sl.mean_table(run["quality"]), f"docs/speed.md's {tag} table is stale"
         flat = " ".join(text.split())  # the command may be wrapped over lines
         assert f"`{run['command']}`" in flat and f"`{run['machine']['commit']}`" in flat, tag
+
+
+def test_the_srgnn_official_comparison_is_rendered_from_its_committed_json():
+    import importlib.util
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks/speed"))
+    spec = importlib.util.spec_from_file_location("srgnn_official_bench", ROOT / "benchmarks/speed/srgnn_official.py")
+    so = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(so)
+    text = (ROOT / "docs/speed.md").read_text()
+    block = re.search(r"<!-- srgnn-official -->\n(.*?)\n<!-- /srgnn-official -->", text, re.S)
+    assert block, "docs/speed.md has no srgnn-official table"
+    run = json.loads((ROOT / "benchmarks/results/srgnn_official.json").read_text())
+    assert block.group(1) == so.table(run), "docs/speed.md's srgnn-official table is stale"
+    flat = " ".join(text.split())
+    assert f"`{run['command']}`" in flat and f"`{run['machine']['commit']}`" in flat

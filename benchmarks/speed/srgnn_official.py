@@ -9,8 +9,9 @@ the official code's ``train_test`` (its shuffled training pass, then its test pa
 NDCG@K at the evaluate stage's batch of 512). The first epoch of each is a warm-up, not counted. The official code
 builds each batch's graphs inside its step (timed apart once more over one training pass); ours builds them once
 (the ``build_graphs`` stage: graph blocks written to an LMDB store, timed here as a one-off and also shown spread
-over the epochs run). Each side's test R@20 / MRR@20 after the last epoch is printed as a check that both trained (the official code counts ties optimistically, ours by
-their expectation; the epochs here are few, so the figures are not the reference table's).
+over the epochs run). Each side's test R@20 / MRR@20 after the last epoch is printed as a check that both trained
+(the official code counts ties optimistically, ours by their expectation; the epochs here are few, so the figures
+are not the reference table's).
 
 The official code is not vendored (its repository has no licence file): clone it and give its folder.
 
