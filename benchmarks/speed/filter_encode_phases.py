@@ -5,9 +5,10 @@ each column, so no field can be skipped), and pyarrow's threaded parse of the wh
 parser ``filter_encode`` uses, without its streaming, row numbers or staged Parquet). Then ``filter_encode`` itself
 in its two parts: staging (the streaming parse, row numbers and the staged all-string Parquet: ``stage_csv``) and the
 rules (every DuckDB statement of ``_rules``, each timed; the ones under 50 ms are summed as "other statements").
-An untimed ``count(*)`` scan first warms the page cache. Run it alone.
+An untimed ``count(*)`` scan first warms the page cache; every figure is the median of ``--repeats`` rounds (each
+round every phase once, in this order). Run it alone.
 
-    python benchmarks/speed/filter_encode_phases.py [--rows 2000000] [--output FILE.json]
+    python benchmarks/speed/filter_encode_phases.py [--rows 2000000] [--repeats 3] [--output FILE.json]
 
 The input is ``filter_encode.py``'s: the real October head repeated to ``--rows`` rows.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import statistics
 import sys
 import tempfile
 import time
@@ -78,16 +80,15 @@ def seconds(fn) -> float:
 
 
 def measure(csv: Path, tmp: Path) -> dict:
+    """One round: every phase once, in seconds."""
     scan = f"read_csv('{csv}', all_varchar=true)"
-    duckdb.sql(f"SELECT count(*) FROM {scan}").fetchall()  # warm-up
     out = {"duckdb_count_scan": seconds(lambda: duckdb.sql(f"SELECT count(*) FROM {scan}").fetchall()),
            "duckdb_every_field_scan": seconds(lambda: duckdb.sql(
                "SELECT " + ", ".join(f"max({c})" for c in COLUMNS) + f" FROM {scan}").fetchall()),
            "pyarrow_parse": seconds(lambda: pacsv.read_csv(csv, convert_options=pacsv.ConvertOptions(
                column_types={c: pa.string() for c in COLUMNS}, strings_can_be_null=True, null_values=[""])))}
     report = fe.Report()
-    work = tmp / "work"
-    work.mkdir()
+    work = Path(tempfile.mkdtemp(dir=tmp))
     t0 = time.perf_counter()
     staged = fe.stage_csv([csv], work, report)
     out["stage_csv"] = time.perf_counter() - t0
@@ -104,11 +105,18 @@ def measure(csv: Path, tmp: Path) -> dict:
         name = label(sql)
         while name in statements:
             name += "'"
-        statements[name] = round(s, 3)
-    statements["other statements"] = round(other, 3)
-    out = {k: round(v, 3) for k, v in out.items()}
+        statements[name] = s
+    statements["other statements"] = other
     out["rules_statements"] = statements
     out["rows_kept"] = report.as_dict()["rows_kept"]
+    return out
+
+
+def median_of(rounds: list[dict]) -> dict:
+    """Each figure's median over the rounds (the statements by name)."""
+    out = {k: round(statistics.median(r[k] for r in rounds), 3) for k in rounds[0] if k != "rules_statements"}
+    out["rules_statements"] = {k: round(statistics.median(r["rules_statements"].get(k, 0.0) for r in rounds), 3)
+                               for k in rounds[0]["rules_statements"]}
     return out
 
 
@@ -118,7 +126,8 @@ def table(r: dict) -> str:
     rows = [["DuckDB scan, `count(*)` (the reference)", floor, "1.0x"],
             ["DuckDB scan reading every field", r["duckdb_every_field_scan"],
              f"{r['duckdb_every_field_scan'] / floor:.1f}x"],
-            ["pyarrow threaded parse, every field as a string", r["pyarrow_parse"], f"{r['pyarrow_parse'] / floor:.1f}x"],
+            ["pyarrow threaded parse, every field as a string", r["pyarrow_parse"],
+             f"{r['pyarrow_parse'] / floor:.1f}x"],
             ["filter_encode: staging (streaming parse, row numbers, staged Parquet)", r["stage_csv"],
              f"{r['stage_csv'] / floor:.1f}x"],
             ["filter_encode: the rules (DuckDB)", r["rules"], f"{r['rules'] / floor:.1f}x"]]
@@ -131,6 +140,7 @@ def table(r: dict) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
@@ -138,7 +148,9 @@ def main() -> int:
         tmp = Path(tmp)
         csv = tmp / "2019-Oct.csv"
         make_input(csv, args.rows)
-        r = {"rows": args.rows, **measure(csv, tmp)}
+        duckdb.sql(f"SELECT count(*) FROM read_csv('{csv}', all_varchar=true)").fetchall()  # warm-up
+        r = {"rows": args.rows, "repeats": args.repeats,
+             **median_of([measure(csv, tmp) for _ in range(args.repeats)])}
     out = {"command": "python benchmarks/speed/filter_encode_phases.py " + " ".join(sys.argv[1:]),
            "machine": machine(), **r}
     print(table(r))

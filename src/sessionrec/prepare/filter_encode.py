@@ -155,24 +155,36 @@ def stage_csv(paths: list[Path], out_dir: Path, report: Report, block_size: int 
 
 
 def create_levels_and_vocab(con, src: str) -> None:
-    """Tables ``levels`` (``src`` plus category_l / sub_category_l / element_l / brand_l labels, ``unknown`` where
-    missing) and ``vocab`` (field, label, code 1.. in label order)."""
-    con.execute(f"""CREATE TABLE levels AS SELECT *,
-        coalesce(nullif(split_part(category_code, '.', 1), ''), 'unknown') AS category_l,
-        coalesce(nullif(split_part(category_code, '.', 2), ''), 'unknown') AS sub_category_l,
-        coalesce(nullif(array_to_string(string_split(category_code, '.')[3:], '.'), ''), 'unknown') AS element_l,
-        coalesce(brand, 'unknown') AS brand_l FROM {src}""")
+    """Tables ``levels`` (the rows of ``src``), ``vocab`` (field, label, code 1.. in label order; ``unknown`` for a
+    missing level or brand), ``codes`` (each distinct ``category_code``, keyed ``coalesce(category_code, '')``: its
+    category, sub_category and element codes) and ``brands`` (each brand label's code). ``VOCAB_JOINS`` joins a row
+    of ``levels l`` to its codes, ``ENCODED_COLUMNS`` selects them. The labels are split once per distinct
+    category_code, not once per row, and rows join their codes on one key each instead of four label strings (at 2M
+    rows this was about a fifth of filter_encode)."""
+    con.execute(f"CREATE TABLE levels AS SELECT * FROM {src}")
+    con.execute("""CREATE TABLE code_levels AS SELECT key,
+        coalesce(nullif(split_part(key, '.', 1), ''), 'unknown') AS category_l,
+        coalesce(nullif(split_part(key, '.', 2), ''), 'unknown') AS sub_category_l,
+        coalesce(nullif(array_to_string(string_split(key, '.')[3:], '.'), ''), 'unknown') AS element_l
+        FROM (SELECT DISTINCT coalesce(category_code, '') AS key FROM levels)""")
+    con.execute("CREATE TABLE brand_levels AS SELECT DISTINCT coalesce(brand, 'unknown') AS brand_l FROM levels")
     con.execute(" UNION ALL ".join(
         f"""{'CREATE TABLE vocab AS ' if i == 0 else ''}SELECT '{f}' AS field, label,
-            CAST(row_number() OVER (ORDER BY label) AS INTEGER) AS code FROM (SELECT DISTINCT {f}_l AS label FROM levels)"""
+            CAST(row_number() OVER (ORDER BY label) AS INTEGER) AS code FROM (SELECT DISTINCT {f}_l AS label
+            FROM {'brand_levels' if f == 'brand' else 'code_levels'})"""
         for i, f in enumerate(("category", "sub_category", "element", "brand"))))
+    con.execute("""CREATE TABLE codes AS SELECT c.key, vc.code AS category, vs.code AS sub_category, ve.code AS element
+        FROM code_levels c JOIN vocab vc ON vc.field = 'category' AND vc.label = c.category_l
+            JOIN vocab vs ON vs.field = 'sub_category' AND vs.label = c.sub_category_l
+            JOIN vocab ve ON ve.field = 'element' AND ve.label = c.element_l""")
+    con.execute("CREATE TABLE brands AS SELECT label AS key, code FROM vocab WHERE field = 'brand'")
+    con.execute("DROP TABLE code_levels")
+    con.execute("DROP TABLE brand_levels")
 
 
-ENCODED_COLUMNS = """vc.code AS category, vs.code AS sub_category, ve.code AS element, vb.code AS brand"""
-VOCAB_JOINS = """JOIN vocab vc ON vc.field = 'category' AND vc.label = l.category_l
-            JOIN vocab vs ON vs.field = 'sub_category' AND vs.label = l.sub_category_l
-            JOIN vocab ve ON ve.field = 'element' AND ve.label = l.element_l
-            JOIN vocab vb ON vb.field = 'brand' AND vb.label = l.brand_l"""
+ENCODED_COLUMNS = """lc.category, lc.sub_category, lc.element, lb.code AS brand"""
+VOCAB_JOINS = """JOIN codes lc ON lc.key = coalesce(l.category_code, '')
+            JOIN brands lb ON lb.key = coalesce(l.brand, 'unknown')"""
 
 
 # event_time: the REES46 form first (the fast path), then ISO 8601; a format without a zone is read as UTC
@@ -418,8 +430,9 @@ def _rules(con, staged: list[Path], params: FilterEncodeParams, tmp: Path, repor
         FROM levels l JOIN sess s USING (user_session) JOIN items i USING (product_id)
         {VOCAB_JOINS}""")
     counts = con.execute("""SELECT count(*), count(DISTINCT user_session), count(DISTINCT product_id),
-        count(DISTINCT category_id), count(DISTINCT category_l), count(DISTINCT sub_category_l),
-        count(DISTINCT element_l), count(DISTINCT brand_l), count(*) FILTER (WHERE price IS NULL)
+        count(DISTINCT category_id), (SELECT count(*) FROM vocab WHERE field = 'category'),
+        (SELECT count(*) FROM vocab WHERE field = 'sub_category'), (SELECT count(*) FROM vocab WHERE field = 'element'),
+        (SELECT count(*) FROM vocab WHERE field = 'brand'), count(*) FILTER (WHERE price IS NULL)
         FROM levels""").fetchone()
     con.execute("DROP TABLE levels")
     con.execute(f"""COPY (SELECT * REPLACE (CAST(epoch(ts) AS BIGINT) AS ts) FROM encoded e

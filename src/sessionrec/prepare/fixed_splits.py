@@ -75,8 +75,9 @@ def events_from_splits(split_dir: Path, side_csvs: list[Path], out_dir: Path, me
             ORDER BY l.session, l.ts, l.row) TO '{tmp / "events.parquet"}' (FORMAT parquet)""")
         con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, code) TO '{tmp / 'vocab.parquet'}' (FORMAT parquet)")
         report.result["rows_kept"], report.result["categories"], report.result["brands"] = con.execute(
-            "SELECT count(*), count(DISTINCT category_l) FILTER (WHERE has_side), "
-            "count(DISTINCT brand_l) FILTER (WHERE has_side AND brand IS NOT NULL) FROM levels").fetchone()
+            "SELECT count(*), count(DISTINCT lc.category) FILTER (WHERE has_side), "
+            f"count(DISTINCT lb.code) FILTER (WHERE has_side AND l.brand IS NOT NULL) FROM levels l {VOCAB_JOINS}"
+        ).fetchone()
         con.close()
         for name in ("events.parquet", "vocab.parquet"):  # complete: into place
             (tmp / name).replace(out_dir / name)
