@@ -70,7 +70,7 @@ def label(sql: str) -> str:
         return f"create {words[2] if words[1] in ('TABLE', 'VIEW') else words[1]}"
     if words[0] == "COPY":
         return "copy events.parquet" if "events.parquet" in sql else "copy vocab.parquet"
-    return sql[:60]
+    return f"select over {sql.rsplit(' FROM ', 1)[-1].split()[0]}"
 
 
 def seconds(fn) -> float:
