@@ -125,3 +125,21 @@ def test_the_srgnn_official_comparison_is_rendered_from_its_committed_json():
     assert block.group(1) == so.table(run), "docs/speed.md's srgnn-official table is stale"
     flat = " ".join(text.split())
     assert f"`{run['command']}`" in flat and f"`{run['machine']['commit']}`" in flat
+
+
+def test_the_filter_encode_phases_are_rendered_from_their_committed_json():
+    import importlib.util
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks/speed"))  # it imports its neighbours filter_encode.py and versions.py
+    spec = importlib.util.spec_from_file_location("fe_phases_bench", ROOT / "benchmarks/speed/filter_encode_phases.py")
+    ph = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ph)
+    text = (ROOT / "docs/speed.md").read_text()
+    block = re.search(r"<!-- filter-encode-phases -->\n(.*?)\n<!-- /filter-encode-phases -->", text, re.S)
+    assert block, "docs/speed.md has no filter-encode-phases table"
+    run = json.loads((ROOT / "benchmarks/results/filter_encode_phases.json").read_text())
+    assert block.group(1) == ph.table(run), "docs/speed.md's filter-encode-phases table is stale"
+    flat = " ".join(text.split())
+    assert f"`{run['command']}`" in flat and f"`{run['machine']['commit']}`" in flat
