@@ -7,6 +7,32 @@ from conftest import ROOT
 from sessionrec.tools.docs import RESULTS_MD, headline, results_md
 
 
+def speed_script(name: str):
+    """``benchmarks/speed/NAME.py`` as a module (its neighbours, e.g. versions.py, importable)."""
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks/speed"))
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", ROOT / f"benchmarks/speed/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_rendered(tag: str, result: str, render) -> None:
+    """docs/speed.md's block ``tag`` is ``render`` of ``benchmarks/results/RESULT.json``, whose command and commit
+    the text names."""
+    import json
+
+    text = (ROOT / "docs/speed.md").read_text()
+    block = re.search(rf"<!-- {tag} -->\n(.*?)\n<!-- /{tag} -->", text, re.S)
+    assert block, f"docs/speed.md has no {tag} table"
+    run = json.loads((ROOT / f"benchmarks/results/{result}.json").read_text())
+    assert block.group(1) == render(run), f"docs/speed.md's {tag} table is stale"
+    flat = " ".join(text.split())  # the command may be wrapped over lines
+    assert f"`{run['command']}`" in flat and f"`{run['machine']['commit']}`" in flat, tag
+
+
 def test_readme_headline_is_the_rendered_table():
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- headline: [^>]*-->\n(.*?)\n<!-- /headline -->", readme, re.S)
@@ -60,12 +86,9 @@ def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
 
 
 def test_the_weight_search_table_is_rendered_from_its_committed_json():
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("weight_search", ROOT / "benchmarks/speed/weight_search.py")
-    ws = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ws)
+    ws = speed_script("weight_search")
     block = re.search(r"<!-- weight-search -->\n(.*?)\n<!-- /weight-search -->", (ROOT / "docs/speed.md").read_text(),
                       re.S)
     assert block, "docs/speed.md has no weight-search table"
@@ -74,14 +97,9 @@ def test_the_weight_search_table_is_rendered_from_its_committed_json():
 
 
 def test_the_evaluation_table_is_rendered_from_its_committed_json():
-    import importlib.util
     import json
-    import sys
 
-    sys.path.insert(0, str(ROOT / "benchmarks/speed"))  # evaluate.py imports its neighbour versions.py
-    spec = importlib.util.spec_from_file_location("evaluate_bench", ROOT / "benchmarks/speed/evaluate.py")
-    ev = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ev)
+    ev = speed_script("evaluate")
     block = re.search(r"<!-- evaluate-blocks -->\n(.*?)\n<!-- /evaluate-blocks -->",
                       (ROOT / "docs/speed.md").read_text(), re.S)
     assert block, "docs/speed.md has no evaluation table"
@@ -91,55 +109,14 @@ def test_the_evaluation_table_is_rendered_from_its_committed_json():
 
 
 def test_the_sampled_loss_studies_are_rendered_from_their_committed_json():
-    import importlib.util
-    import json
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks/speed"))  # sampled_loss.py imports its neighbour versions.py
-    spec = importlib.util.spec_from_file_location("sampled_loss_bench", ROOT / "benchmarks/speed/sampled_loss.py")
-    sl = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sl)
-    text = (ROOT / "docs/speed.md").read_text()
-    for tag, name in (("sampled-loss-ablation", "sampled_loss_ablation"), ("sampled-loss-rees46", "sampled_loss_rees46")):
-        block = re.search(rf"<!-- {tag} -->\n(.*?)\n<!-- /{tag} -->", text, re.S)
-        assert block, f"docs/speed.md has no {tag} table"
-        run = json.loads((ROOT / f"benchmarks/results/{name}.json").read_text())
-        assert block.group(1) == sl.mean_table(run["quality"]), f"docs/speed.md's {tag} table is stale"
-        flat = " ".join(text.split())  # the command may be wrapped over lines
-        assert f"`{run['command']}`" in flat and f"`{run['machine']['commit']}`" in flat, tag
+    sl = speed_script("sampled_loss")
+    for tag, result in (("sampled-loss-ablation", "sampled_loss_ablation"), ("sampled-loss-rees46", "sampled_loss_rees46")):
+        assert_rendered(tag, result, lambda run: sl.mean_table(run["quality"]))
 
 
 def test_the_srgnn_official_comparison_is_rendered_from_its_committed_json():
-    import importlib.util
-    import json
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks/speed"))
-    spec = importlib.util.spec_from_file_location("srgnn_official_bench", ROOT / "benchmarks/speed/srgnn_official.py")
-    so = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(so)
-    text = (ROOT / "docs/speed.md").read_text()
-    block = re.search(r"<!-- srgnn-official -->\n(.*?)\n<!-- /srgnn-official -->", text, re.S)
-    assert block, "docs/speed.md has no srgnn-official table"
-    run = json.loads((ROOT / "benchmarks/results/srgnn_official.json").read_text())
-    assert block.group(1) == so.table(run), "docs/speed.md's srgnn-official table is stale"
-    flat = " ".join(text.split())
-    assert f"`{run['command']}`" in flat and f"`{run['machine']['commit']}`" in flat
+    assert_rendered("srgnn-official", "srgnn_official", speed_script("srgnn_official").table)
 
 
 def test_the_filter_encode_phases_are_rendered_from_their_committed_json():
-    import importlib.util
-    import json
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks/speed"))  # it imports its neighbours filter_encode.py and versions.py
-    spec = importlib.util.spec_from_file_location("fe_phases_bench", ROOT / "benchmarks/speed/filter_encode_phases.py")
-    ph = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ph)
-    text = (ROOT / "docs/speed.md").read_text()
-    block = re.search(r"<!-- filter-encode-phases -->\n(.*?)\n<!-- /filter-encode-phases -->", text, re.S)
-    assert block, "docs/speed.md has no filter-encode-phases table"
-    run = json.loads((ROOT / "benchmarks/results/filter_encode_phases.json").read_text())
-    assert block.group(1) == ph.table(run), "docs/speed.md's filter-encode-phases table is stale"
-    flat = " ".join(text.split())
-    assert f"`{run['command']}`" in flat and f"`{run['machine']['commit']}`" in flat
+    assert_rendered("filter-encode-phases", "filter_encode_phases", speed_script("filter_encode_phases").table)
