@@ -26,6 +26,7 @@ def test_benchmark_runner_measures_every_figure(tmp_path):
                 "weight_search.hybrid@200000.speedup"):
         assert b[key] > 0, key
     assert b["weight_search.hybrid@4000.curves_equal"] and b["weight_search.hybrid@200000.curves_equal"]
+    assert b["build_graphs.same_bytes"] and b["build_graphs.sessions_per_second_2_threads"] > 0
     assert 0 < b["loader.contiguous.share_of_step"] < 1 and 0 < b["loader.spread.share_of_step"] < 1
     assert b["loader.spread.shards_per_batch"] > b["loader.contiguous.shards_per_batch"]
     assert not any(v for k, v in b.items() if k.endswith("torch_loaded"))  # the data stages start without torch

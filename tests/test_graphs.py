@@ -178,7 +178,8 @@ def test_vectorised_blocks_equal_per_session_graphs_at_any_block_size(tmp_path_f
 
 def test_split_graphs_read_in_chunks_equal_one_read(tmp_path):
     """``write_split_graphs`` reading a few events at a time (sessions cut by a read carried to the next, one
-    session longer than a read) writes the store and counts of one whole read, byte for byte."""
+    session longer than a read), on one thread or several, writes the store and counts of one whole read on one
+    thread, byte for byte."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -192,10 +193,14 @@ def test_split_graphs_read_in_chunks_equal_one_read(tmp_path):
                              "category": items % 3, "sub_category": items % 2, "element": items % 4,
                              "brand": items % 5, "price": rng.random(len(session)).astype(np.float32)}),
                    tmp_path / "train.parquet", row_group_size=13)
-    one = write_split_graphs(tmp_path / "train.parquet", tmp_path / "one.lmdb", "all_prefixes", 16)
-    many = write_split_graphs(tmp_path / "train.parquet", tmp_path / "many.lmdb", "all_prefixes", 16, rows=6)
-    assert one == many == {"sessions": len(lengths), "examples": int(np.maximum(lengths - 1, 0).sum())}
-    assert (tmp_path / "one.lmdb").read_bytes() == (tmp_path / "many.lmdb").read_bytes()
+    one = write_split_graphs(tmp_path / "train.parquet", tmp_path / "one.lmdb", "all_prefixes", 16, threads=1)
+    expected = {"sessions": len(lengths), "examples": int(np.maximum(lengths - 1, 0).sum())}
+    assert one == expected
+    for rows, threads in ((6, 1), (6, 2), (5, 3), (1 << 18, 2)):  # chunks built on threads come back in order
+        out = tmp_path / f"rows{rows}-threads{threads}.lmdb"
+        assert write_split_graphs(tmp_path / "train.parquet", out, "all_prefixes", 16, rows=rows,
+                                  threads=threads) == expected
+        assert out.read_bytes() == (tmp_path / "one.lmdb").read_bytes(), (rows, threads)
 
 
 def test_capped_epochs_walk_through_the_uncapped_shuffled_passes():

@@ -37,13 +37,16 @@ def run_snippet(code: str, args: list, src: Path | None = None, threads: int | N
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def parse_args(doc: str, size: str, default: int) -> argparse.Namespace:
-    """The flags every side-by-side script takes: ``--baseline``, ``--SIZE``, ``--repeats``, ``--output``."""
+def parse_args(doc: str, size: str, default: int, more=None) -> argparse.Namespace:
+    """The flags every side-by-side script takes: ``--baseline``, ``--SIZE``, ``--repeats``, ``--output``; ``more``,
+    if given, adds a script's own to the parser."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--baseline", required=True, help="a git revision whose src/ is the baseline")
     ap.add_argument(f"--{size}", type=int, default=default)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--output", type=Path)
+    if more:
+        more(ap)
     return ap.parse_args()
 
 
