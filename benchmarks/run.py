@@ -48,7 +48,7 @@ SIZES = {  # quick / full: what each figure runs on
     "smoke": {"fe_rows": 20_000, "graph_sessions": 5_000, "store_sessions": 200, "items": [4000, 200_000],
               "weight_sessions": 10,
               "pipeline": {"sessions_per_month": 2_000, "n_items": 2_000, "n_categories": 40, "n_brands": 100}},
-    "quick": {"fe_rows": 300_000, "graph_sessions": 100_000, "store_sessions": 1500, "items": [4000, 200_000],
+    "quick": {"fe_rows": 300_000, "graph_sessions": 300_000, "store_sessions": 1500, "items": [4000, 200_000],
               "weight_sessions": 60,
               "pipeline": {"sessions_per_month": 15_000, "n_items": 5_000, "n_categories": 150, "n_brands": 300}},
     "full": {"fe_rows": 5_000_000, "graph_sessions": 1_000_000, "store_sessions": 6000, "items": [4000, 200_000],
