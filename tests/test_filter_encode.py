@@ -144,41 +144,20 @@ def test_session_keys_sharing_a_hash_are_numbered_exactly(tmp_path, monkeypatch,
         pd.read_parquet(tmp_path / "exact" / "events.parquet"))
 
 
-def test_staging_in_many_ranges_equals_one_range(tmp_path, monkeypatch):
-    """Staging cuts a file into ranges of whole lines, each parsed on threads (again on one thread where it has
-    malformed lines): with ranges of a few hundred bytes, the staged rows and row numbers, the malformed lines'
-    numbers (the file's own) and the whole output and report are those of one range."""
+def test_the_threaded_parse_keeps_the_file_order(tmp_path):
+    """Staging parses a clean file on several threads; its rows and row numbers are the one-thread parse's, in file
+    order, even over many blocks."""
     import pyarrow.parquet as pq
 
-    from sessionrec.prepare import filter_encode as fe
+    from sessionrec.prepare.filter_encode import _stage_file
 
-    rows, malformed, blank = [], [], []
-    for i in range(3000):
-        line = len(rows) + 2  # the header is line 1
-        if i % 97 == 5:
-            rows.append(row(i % 3600, "view", i, sess=f"s{i // 7}") + ",extra")
-            malformed.append(line)
-        elif i % 211 == 7:
-            rows.append("")
-            blank.append(line)
-        else:
-            rows.append(row(i % 3600, "view", i % 400, sess=f"s{i // 7}"))
-    p = write_csv(tmp_path / "2019-Oct.csv", rows)
+    p = write_csv(tmp_path / "2019-Oct.csv", [row(i % 3600, "view", i, sess=f"s{i // 7}") for i in range(5000)])
     got = {}
-    for name, size in (("one", None), ("many", 700)):
-        report = fe.Report()
-        (tmp_path / name).mkdir()
-        fe.stage_csv([p], tmp_path / name, report, range_bytes=size)
-        got[name] = report, pq.read_table(tmp_path / name / "part-000.parquet")
-        assert report.spans[0][3] == malformed and report.rows_read == 3000
-    assert got["one"][1].equals(got["many"][1]) and got["one"][0].as_dict() == got["many"][0].as_dict()
-    table = got["many"][1]
-    assert table.column("row").to_pylist() == list(range(3000 - len(malformed)))
-    assert [r for r, e in enumerate(table.column("event_time").to_pylist()) if e is None] == [
-        ln - 2 - sum(m < ln for m in malformed) for ln in blank]  # blank lines stay rows, in place
-    one = filter_encode([p], FilterEncodeParams(), tmp_path / "out-one")
-    monkeypatch.setattr(fe, "RANGE_BYTES", 700)
-    many = filter_encode([p], FilterEncodeParams(), tmp_path / "out-many")
-    assert one == many and one["malformed_lines_skipped"] == len(malformed) and one["rows_kept"] > 0
-    assert pd.read_parquet(tmp_path / "out-one" / "events.parquet").equals(
-        pd.read_parquet(tmp_path / "out-many" / "events.parquet"))
+    for threads in (True, False):
+        dst = tmp_path / f"{threads}.parquet"
+        n, bad = _stage_file(p, dst, 100, block_size=4096, threads=threads)
+        assert n == 5000 and bad == []
+        got[threads] = pq.read_table(dst)
+    assert got[True].equals(got[False])
+    assert got[True].column("row").to_pylist() == list(range(100, 5100))
+    assert got[True].column("product_id").to_pylist() == [str(i) for i in range(5000)]
