@@ -1,0 +1,104 @@
+"""STAN (the hybrid's session-kNN part) as the training clicks grow toward full REES46 size: fit time, peak memory
+and milliseconds per scored test session at a 200k-product catalogue, each size in a fresh process.
+
+The sessions are synthetic with REES46-like lengths (``build_graphs.py``'s: median 3 clicks, cut at 50) and a
+power-law product popularity (rank ``r`` drawn with weight ``1 / (r + 10)``: the most viewed product takes about 1% of
+the clicks, as in the real October head), their last clicks spread over two months; the test sessions are drawn the same way
+after them, each scored on its whole input (every click but the last) as the evaluate stage scores a batch, at most
+``scoring.chunk_rows`` sessions at once (10 at 200k products: a kNN model's scores are dense ``(rows, N)``).
+STAN's candidates are every training session sharing an item with the query (then the ``knn_sample_size`` most
+recent), so the cost of a query grows with how many sessions hold its products: the figure to watch as the clicks
+grow. The full run's training split holds about 8.3M sessions (33.4M examples). Not a test: run it alone.
+
+    python benchmarks/speed/stan_scale.py [--sessions 250000 1000000 4000000] [--items 200000] [--queries 2000]
+        [--output FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from versions import machine, markdown_table, run_snippet  # noqa: E402
+
+RUN = """
+import json, resource, sys, time
+import numpy as np
+from sessionrec.graphs.build import build_examples
+from sessionrec.graphs.store import GraphStore
+from sessionrec.models.knn import STAN
+from sessionrec.scoring import chunk_rows
+
+n_sessions, n_items, n_queries = map(int, sys.argv[1:4])
+rng = np.random.default_rng(0)
+
+popularity = 1.0 / (np.arange(1, n_items) + 10.0)  # rank r drawn with weight 1 / (r + 10): the top product ~1%
+popularity /= popularity.sum()
+
+def sessions(n, t0, t1):
+    lengths = np.minimum(2 + rng.geometric(0.45, n), 50)
+    session = np.repeat(np.arange(n), lengths)
+    item = rng.choice(n_items - 1, len(session), p=popularity) + 1
+    start = np.sort(rng.uniform(t0, t1, n)).astype(np.int64)
+    ts = start[session] + np.arange(len(session)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return session, item.astype(np.int64), ts
+
+day = 24 * 3600
+session, item, ts = sessions(n_sessions, 0, 61 * day)
+t0 = time.perf_counter()
+model = STAN(n_items)
+model.fit_events(session, item, ts)
+model._build_index()
+fit = time.perf_counter() - t0
+del session, item, ts
+q_session, q_item, q_ts = sessions(n_queries, 61 * day, 62 * day)
+feats = {"item": q_item, "category": q_item % 7, "sub_category": q_item % 5, "element": q_item % 3,
+         "brand": q_item % 11, "price": np.zeros(len(q_item), np.float32), "ts": q_ts}
+store = GraphStore.from_examples(list(build_examples(q_session, feats, "last")))
+rows = chunk_rows(n_items)
+t0 = time.perf_counter()
+for batch in store.iter_batches(rows):
+    model(batch)
+score = time.perf_counter() - t0
+print(json.dumps({"clicks": int(model.seq_items.numel()), "fit_seconds": fit, "queries": len(store),
+                  "ms_per_query": 1000 * score / len(store), "rows_per_batch": rows,
+                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def table(r: dict) -> str:
+    """docs/scale.md's table of one run's JSON."""
+    rows = [[f"{c['sessions']:,}", f"{c['clicks']:,}", round(c["fit_seconds"], 1), round(c["peak_mib"] / 1024, 2),
+             round(c["ms_per_query"], 2), round(c["ms_per_query"] * 1e6 / 3.6e6, 1)] for c in r["cells"]]
+    return markdown_table(["training sessions", "clicks", "fit s", "peak GiB", "ms per test session",
+                           "hours per 1M test sessions"], rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, nargs="+", default=[250_000, 1_000_000, 4_000_000])
+    ap.add_argument("--items", type=int, default=200_000)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--output", type=Path)
+    args = ap.parse_args()
+    cells = []
+    for n in args.sessions:
+        r = run_snippet(RUN, [n, args.items, args.queries])
+        cells.append({"sessions": n, **{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}})
+        print(json.dumps(cells[-1]), flush=True)
+    out = {"command": "python benchmarks/speed/stan_scale.py " + " ".join(sys.argv[1:]), "machine": machine(),
+           "items": args.items, "cells": cells}
+    print(table(out))
+    if args.output:
+        args.output.write_text(json.dumps(out, indent=1) + "\n")
+    last = cells[-1]
+    print(f"stan: {last['sessions']:,} training sessions, {args.items:,} products: fit {last['fit_seconds']:.1f} s, "
+          f"{last['ms_per_query']:.2f} ms per test session, peak {last['peak_mib'] / 1024:.2f} GiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
