@@ -107,6 +107,28 @@ def test_knn_matches_session_rec_loops(tmp_path, variant):
         torch.testing.assert_close(scores[b, 1:], expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("variant", ["sknn", "vsknn", "stan"])
+def test_cutting_each_items_sessions_to_the_most_recent_changes_no_bit(tmp_path, monkeypatch, variant):
+    """Candidates come from each item's ``sample_size`` most recent sessions only; the scores are bit for bit those
+    of the whole item-session matrix, with items held by many more sessions than ``sample_size``."""
+    from sessionrec.models.knn import SessionKNN
+
+    rng = np.random.default_rng(11)
+    train = random_sessions(rng, 400, 1_600_000_000)
+    batch = query_batch(tmp_path, random_sessions(rng, 40, 1_600_000_000 + 500 * 3600))
+    scores = {}
+    for cut in (True, False):
+        if not cut:
+            monkeypatch.setattr(SessionKNN, "_most_recent", lambda self, binary_t: binary_t)
+        model = build_model({"name": variant, "n_items": N_ITEMS, "knn_k": 9, "knn_sample_size": 12})
+        model.fit_events(*as_events(train))
+        scores[cut] = model(batch)
+        if cut:
+            lengths = np.diff(model._index["recent_t"].indptr)
+            assert lengths.max() == 12  # every item is in far more than 12 of the 400 sessions
+    assert torch.equal(scores[True], scores[False]) and (scores[True][:, 1:] > 0).any()
+
+
 def test_knn_state_dict_round_trip_and_padding_never_recommended(tmp_path):
     rng = np.random.default_rng(3)
     train, queries = random_sessions(rng, 60, 0), random_sessions(rng, 10, 10**6)
