@@ -108,10 +108,18 @@ def test_knn_matches_session_rec_loops(tmp_path, variant):
 
 
 @pytest.mark.parametrize("variant", ["sknn", "vsknn", "stan"])
-def test_cutting_each_items_sessions_to_the_most_recent_changes_no_bit(tmp_path, monkeypatch, variant):
-    """Candidates come from each item's ``sample_size`` most recent sessions only; the scores are bit for bit those
-    of the whole item-session matrix, with items held by many more sessions than ``sample_size``."""
+def test_the_cut_and_compact_overlap_change_no_bit(tmp_path, monkeypatch, variant):
+    """Candidates come from each item's ``sample_size`` most recent sessions only, the overlap from the queried
+    items' rows renumbered to the sessions they hold; the scores are bit for bit those of the plain product with the
+    whole item-session matrix, with items held by many more sessions than ``sample_size``."""
+    import scipy.sparse as sp
+
     from sessionrec.models.knn import SessionKNN
+
+    def plain(recent_t, q, w, B):
+        overlap = (sp.csr_matrix((w, (q["row"], q["item"])), shape=(B, recent_t.shape[0])) @ recent_t).tocsr()
+        overlap.sort_indices()
+        return overlap
 
     rng = np.random.default_rng(11)
     train = random_sessions(rng, 400, 1_600_000_000)
@@ -120,6 +128,7 @@ def test_cutting_each_items_sessions_to_the_most_recent_changes_no_bit(tmp_path,
     for cut in (True, False):
         if not cut:
             monkeypatch.setattr(SessionKNN, "_most_recent", lambda self, binary_t: binary_t)
+            monkeypatch.setattr(SessionKNN, "_overlap", staticmethod(plain))
         model = build_model({"name": variant, "n_items": N_ITEMS, "knn_k": 9, "knn_sample_size": 12})
         model.fit_events(*as_events(train))
         scores[cut] = model(batch)

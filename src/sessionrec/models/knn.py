@@ -157,9 +157,7 @@ class SessionKNN(nn.Module):
             w = q["pos"] / l_of
         else:
             w = np.exp((q["pos"] - l_of) / self.spw)
-        Q = sp.csr_matrix((w, (q["row"], q["item"])), shape=(B, N))
-        overlap = (Q @ idx["recent_t"]).tocsr()  # (B, S): weighted intersection (SKNN: weights 1, so |I_s & I_n|)
-        overlap.sort_indices()
+        overlap = self._overlap(idx["recent_t"], q, w, B)  # (B, S): weighted intersection (SKNN: |I_s & I_n|)
         rows = np.repeat(np.arange(B), np.diff(overlap.indptr))
         sess, ov = overlap.indices, overlap.data
         # the sample_size most recent candidates: sessions are indexed by recency, so the row's last entries
@@ -187,6 +185,23 @@ class SessionKNN(nn.Module):
             scores = self._score(idx, q, length, rows, sess, sim, B, N)
         out = torch.from_numpy(scores.astype(np.float32)).to(batch.item.device)
         return mask_padding(out)
+
+    @staticmethod
+    def _overlap(recent_t: sp.csr_matrix, q: dict, w: np.ndarray, B: int) -> sp.csr_matrix:
+        """``Q @ recent_t`` with ``Q`` the (B, N) query weights: each query's weighted overlap with every candidate
+        session, as a (B, S) CSR matrix with sorted indices. Computed over only the queried items' rows and the
+        sessions they hold, renumbered (in order) to a compact range: scipy's product allocates and clears two arrays
+        as long as the number of columns, which at millions of training sessions cost more than the product. The
+        same terms are summed in the same order (items ascending), so the same bits."""
+        items, col = np.unique(q["item"], return_inverse=True)
+        sub = recent_t[items]
+        sessions, compact = np.unique(sub.indices, return_inverse=True)
+        sub = sp.csr_matrix((sub.data, compact.astype(np.int64), sub.indptr), shape=(len(items), len(sessions)))
+        Q = sp.csr_matrix((w, (q["row"], col)), shape=(B, len(items)))
+        overlap = (Q @ sub).tocsr()
+        overlap.sort_indices()
+        return sp.csr_matrix((overlap.data, sessions[overlap.indices], overlap.indptr),
+                             shape=(B, recent_t.shape[1]))
 
     def _score(self, idx, q, length, rows, sess, sim, B, N):
         ptr = idx["ptr"]
