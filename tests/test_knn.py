@@ -125,7 +125,8 @@ def test_the_cut_and_compact_overlap_change_no_bit(tmp_path, monkeypatch, varian
     train = random_sessions(rng, 400, 1_600_000_000)
     batch = query_batch(tmp_path, random_sessions(rng, 40, 1_600_000_000 + 500 * 3600))
     scores = {}
-    for cut in (True, False):
+    for cut in ("compact", "cut", False):
+        monkeypatch.setattr(SessionKNN, "COMPACT_BELOW", 2.0 if cut == "compact" else 0.0)  # renumbered or not
         if not cut:
             monkeypatch.setattr(SessionKNN, "_most_recent", lambda self, binary_t: binary_t)
             monkeypatch.setattr(SessionKNN, "_overlap", staticmethod(plain))
@@ -135,7 +136,8 @@ def test_the_cut_and_compact_overlap_change_no_bit(tmp_path, monkeypatch, varian
         if cut:
             lengths = np.diff(model._index["recent_t"].indptr)
             assert lengths.max() == 12  # every item is in far more than 12 of the 400 sessions
-    assert torch.equal(scores[True], scores[False]) and (scores[True][:, 1:] > 0).any()
+    assert torch.equal(scores["compact"], scores[False]) and torch.equal(scores["cut"], scores[False])
+    assert (scores[False][:, 1:] > 0).any()
 
 
 def test_knn_state_dict_round_trip_and_padding_never_recommended(tmp_path):

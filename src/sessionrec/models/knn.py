@@ -186,15 +186,24 @@ class SessionKNN(nn.Module):
         out = torch.from_numpy(scores.astype(np.float32)).to(batch.item.device)
         return mask_padding(out)
 
-    @staticmethod
-    def _overlap(recent_t: sp.csr_matrix, q: dict, w: np.ndarray, B: int) -> sp.csr_matrix:
+    COMPACT_BELOW = 1 / 8  # renumber the candidate sessions when they number under this share of all sessions
+
+    @classmethod
+    def _overlap(cls, recent_t: sp.csr_matrix, q: dict, w: np.ndarray, B: int) -> sp.csr_matrix:
         """``Q @ recent_t`` with ``Q`` the (B, N) query weights: each query's weighted overlap with every candidate
-        session, as a (B, S) CSR matrix with sorted indices. Computed over only the queried items' rows and the
-        sessions they hold, renumbered (in order) to a compact range: scipy's product allocates and clears two arrays
-        as long as the number of columns, which at millions of training sessions cost more than the product. The
-        same terms are summed in the same order (items ascending), so the same bits."""
+        session, as a (B, S) CSR matrix with sorted indices. scipy's product allocates and clears two arrays as long
+        as the number of columns, which at millions of training sessions costs more than the product: where the
+        queried items' rows hold under ``COMPACT_BELOW`` of the sessions, the product runs over those rows only, their
+        sessions renumbered in order to a compact range (the renumbering sorts them, which costs more than it saves
+        on a small training split). Either way the same terms are summed in the same order (items ascending), so
+        the same bits."""
         items, col = np.unique(q["item"], return_inverse=True)
         sub = recent_t[items]
+        if sub.nnz >= cls.COMPACT_BELOW * recent_t.shape[1]:
+            Q = sp.csr_matrix((w, (q["row"], col)), shape=(B, len(items)))
+            overlap = (Q @ sub).tocsr()
+            overlap.sort_indices()
+            return overlap
         sessions, compact = np.unique(sub.indices, return_inverse=True)
         sub = sp.csr_matrix((sub.data, compact.astype(np.int64), sub.indptr), shape=(len(items), len(sessions)))
         Q = sp.csr_matrix((w, (q["row"], col)), shape=(B, len(items)))
