@@ -19,16 +19,16 @@ def speed_script(name: str):
     return module
 
 
-def assert_rendered(tag: str, result: str, render) -> None:
-    """docs/speed.md's block ``tag`` is ``render`` of ``benchmarks/results/RESULT.json``, whose command and commit
-    the text names."""
+def assert_rendered(tag: str, result: str, render, doc: str = "docs/speed.md") -> None:
+    """``doc``'s block ``tag`` is ``render`` of ``benchmarks/results/RESULT.json``, whose command and commit the
+    text names."""
     import json
 
-    text = (ROOT / "docs/speed.md").read_text()
+    text = (ROOT / doc).read_text()
     block = re.search(rf"<!-- {tag} -->\n(.*?)\n<!-- /{tag} -->", text, re.S)
-    assert block, f"docs/speed.md has no {tag} table"
+    assert block, f"{doc} has no {tag} table"
     run = json.loads((ROOT / f"benchmarks/results/{result}.json").read_text())
-    assert block.group(1) == render(run), f"docs/speed.md's {tag} table is stale"
+    assert block.group(1) == render(run), f"{doc}'s {tag} table is stale"
     flat = " ".join(text.split())  # the command may be wrapped over lines
     assert f"`{run['command']}`" in flat and f"`{run['machine']['commit']}`" in flat, tag
 
@@ -120,3 +120,7 @@ def test_the_srgnn_official_comparison_is_rendered_from_its_committed_json():
 
 def test_the_filter_encode_phases_are_rendered_from_their_committed_json():
     assert_rendered("filter-encode-phases", "filter_encode_phases", speed_script("filter_encode_phases").table)
+
+
+def test_the_stan_scale_table_is_rendered_from_its_committed_json():
+    assert_rendered("stan-scale", "stan_scale", speed_script("stan_scale").table, doc="docs/scale.md")
