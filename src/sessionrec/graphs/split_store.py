@@ -7,6 +7,7 @@ change to what training depends on."""
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -69,24 +70,24 @@ def write_split_graphs(parquet: Path, out: Path, targets: str, shard_size: int, 
     def built(cols) -> tuple[list, int]:
         return list(build_blocks(cols["session"], cols, targets)), len(cols["session"])
 
-    def blocks(bar):
+    def results():
+        """Each chunk's blocks and its event count, in order."""
         if threads == 1:
-            for cols in chunks():
-                yield from build_blocks(cols["session"], cols, targets)
-                bar.update(len(cols["session"]))
+            yield from map(built, chunks())
             return
         with ThreadPoolExecutor(threads) as pool:
-            pending = []
+            pending = deque()
             for cols in chunks():
                 pending.append(pool.submit(built, cols))
                 if len(pending) > threads:
-                    done, n = pending.pop(0).result()
-                    yield from done
-                    bar.update(n)
-            for future in pending:
-                done, n = future.result()
-                yield from done
-                bar.update(n)
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def blocks(bar):
+        for done, n in results():
+            yield from done
+            bar.update(n)
 
     with tqdm(total=n_rows, desc=f"graphs {Path(parquet).stem}", unit=" events", leave=False) as bar:
         n = write_blocks(out, blocks(bar), shard_size, meta={"targets": targets})

@@ -51,6 +51,7 @@ class SessionKNN(nn.Module):
 
     kind = CLICKS
     variant = "stan"
+    COMPACT_BELOW = 1 / 8  # ``_overlap`` renumbers the candidate sessions below this share of all sessions
 
     def __init__(self, n_items: int, knn_k: int = 100, knn_sample_size: int = 0, stan_lambda_spw: float = 1.02,
                  stan_lambda_snh: float = 5.0, stan_lambda_inh: float = 2.05):
@@ -113,8 +114,8 @@ class SessionKNN(nn.Module):
         session among a query's ``sample_size`` most recent candidates has fewer than ``sample_size`` more recent
         ones among the sessions of any item it shares with the query, so it is in every such item's cut row, and
         its overlap sums the same terms in the same order. A query's cost is then bounded by its items times
-        ``sample_size``, not by how many sessions hold them: at 8M training sessions and 200k products, 23.7 ms per
-        test session with the whole matrix (``python benchmarks/speed/stan_scale.py``)."""
+        ``sample_size``, not by how many sessions hold them: at 8M training sessions and 200k products, 19.8 ms per
+        test session with the whole matrix, 2.0 with this and ``_overlap`` (``benchmarks/speed/stan_scale.py``)."""
         binary_t.sort_indices()
         lengths = np.diff(binary_t.indptr)
         kept = np.minimum(lengths, self.sample_size)
@@ -186,31 +187,27 @@ class SessionKNN(nn.Module):
         out = torch.from_numpy(scores.astype(np.float32)).to(batch.item.device)
         return mask_padding(out)
 
-    COMPACT_BELOW = 1 / 8  # renumber the candidate sessions when they number under this share of all sessions
-
     @classmethod
     def _overlap(cls, recent_t: sp.csr_matrix, q: dict, w: np.ndarray, B: int) -> sp.csr_matrix:
         """``Q @ recent_t`` with ``Q`` the (B, N) query weights: each query's weighted overlap with every candidate
-        session, as a (B, S) CSR matrix with sorted indices. scipy's product allocates and clears two arrays as long
-        as the number of columns, which at millions of training sessions costs more than the product: where the
-        queried items' rows hold under ``COMPACT_BELOW`` of the sessions, the product runs over those rows only, their
-        sessions renumbered in order to a compact range (the renumbering sorts them, which costs more than it saves
+        session, as a (B, S) CSR matrix with sorted indices, over the queried items' rows only. scipy's product
+        allocates and clears two arrays as long as the number of columns, which at millions of training sessions
+        costs more than the product: where those rows hold under ``COMPACT_BELOW`` of the sessions, their sessions
+        are renumbered in order to a compact range first (the renumbering sorts them, which costs more than it saves
         on a small training split). Either way the same terms are summed in the same order (items ascending), so
         the same bits."""
         items, col = np.unique(q["item"], return_inverse=True)
         sub = recent_t[items]
-        if sub.nnz >= cls.COMPACT_BELOW * recent_t.shape[1]:
-            Q = sp.csr_matrix((w, (q["row"], col)), shape=(B, len(items)))
-            overlap = (Q @ sub).tocsr()
-            overlap.sort_indices()
-            return overlap
-        sessions, compact = np.unique(sub.indices, return_inverse=True)
-        sub = sp.csr_matrix((sub.data, compact.astype(np.int64), sub.indptr), shape=(len(items), len(sessions)))
-        Q = sp.csr_matrix((w, (q["row"], col)), shape=(B, len(items)))
-        overlap = (Q @ sub).tocsr()
+        compact = sub.nnz < cls.COMPACT_BELOW * recent_t.shape[1]
+        if compact:
+            sessions, renumbered = np.unique(sub.indices, return_inverse=True)
+            sub = sp.csr_matrix((sub.data, renumbered.astype(np.int64), sub.indptr), shape=(len(items), len(sessions)))
+        overlap = (sp.csr_matrix((w, (q["row"], col)), shape=(B, len(items))) @ sub).tocsr()
         overlap.sort_indices()
-        return sp.csr_matrix((overlap.data, sessions[overlap.indices], overlap.indptr),
-                             shape=(B, recent_t.shape[1]))
+        if compact:
+            overlap = sp.csr_matrix((overlap.data, sessions[overlap.indices], overlap.indptr),
+                                    shape=(B, recent_t.shape[1]))
+        return overlap
 
     def _score(self, idx, q, length, rows, sess, sim, B, N):
         ptr = idx["ptr"]
