@@ -107,7 +107,6 @@ def test_the_evaluation_table_is_rendered_from_its_committed_json():
     assert block.group(1) == ev.table(rows), "docs/speed.md's evaluation table is stale"
 
 
-
 def test_the_sampled_loss_studies_are_rendered_from_their_committed_json():
     sl = speed_script("sampled_loss")
     for tag, result in (("sampled-loss-ablation", "sampled_loss_ablation"), ("sampled-loss-rees46", "sampled_loss_rees46")):

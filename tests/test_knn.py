@@ -121,10 +121,23 @@ def test_the_cut_and_compact_overlap_change_no_bit(tmp_path, monkeypatch, varian
         overlap.sort_indices()
         return overlap
 
+    from sessionrec.models import knn
+
+    class Numpy:  # knn's numpy, counting np.unique: the renumbering calls it once more per batch
+        unique_calls = 0
+
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        def unique(self, *args, **kwargs):
+            Numpy.unique_calls += 1
+            return np.unique(*args, **kwargs)
+
+    monkeypatch.setattr(knn, "np", Numpy())
     rng = np.random.default_rng(11)
     train = random_sessions(rng, 400, 1_600_000_000)
     batch = query_batch(tmp_path, random_sessions(rng, 40, 1_600_000_000 + 500 * 3600))
-    scores = {}
+    scores, calls = {}, {}
     for cut in ("compact", "cut", False):
         monkeypatch.setattr(SessionKNN, "COMPACT_BELOW", 2.0 if cut == "compact" else 0.0)  # renumbered or not
         if not cut:
@@ -132,10 +145,13 @@ def test_the_cut_and_compact_overlap_change_no_bit(tmp_path, monkeypatch, varian
             monkeypatch.setattr(SessionKNN, "_overlap", staticmethod(plain))
         model = build_model({"name": variant, "n_items": N_ITEMS, "knn_k": 9, "knn_sample_size": 12})
         model.fit_events(*as_events(train))
+        before = Numpy.unique_calls
         scores[cut] = model(batch)
+        calls[cut] = Numpy.unique_calls - before
         if cut:
             lengths = np.diff(model._index["recent_t"].indptr)
             assert lengths.max() == 12  # every item is in far more than 12 of the 400 sessions
+    assert calls["compact"] == calls["cut"] + 1  # one batch: the renumbering ran only where it was asked for
     assert torch.equal(scores["compact"], scores[False]) and torch.equal(scores["cut"], scores[False])
     assert (scores[False][:, 1:] > 0).any()
 

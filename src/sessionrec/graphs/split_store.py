@@ -55,7 +55,7 @@ def write_split_graphs(parquet: Path, out: Path, targets: str, shard_size: int, 
 
     ``threads`` (default ``builder_threads()``) > 1: chunks are built on that many threads, at most one more chunk
     in flight than threads, while this thread packs and writes the finished ones in order. numpy releases the GIL in
-    most of ``graph_block``'s work on whole chunks, so on 2 cores 2 threads built 1M sessions 1.6x faster than one,
+    most of ``graph_block``'s work on whole chunks, so on 2 cores 2 threads built 1M sessions 1.49x faster than one,
     the same bytes (``python benchmarks/speed/build_graphs.py --threads 1 2``). Two worker processes had given only
     1.05-1.17x: sending a chunk's examples back cost about 40% of building them."""
     n_rows = pq.ParquetFile(parquet).metadata.num_rows

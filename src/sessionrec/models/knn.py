@@ -193,9 +193,10 @@ class SessionKNN(nn.Module):
         session, as a (B, S) CSR matrix with sorted indices, over the queried items' rows only. scipy's product
         allocates and clears two arrays as long as the number of columns, which at millions of training sessions
         costs more than the product: where those rows hold under ``COMPACT_BELOW`` of the sessions, their sessions
-        are renumbered in order to a compact range first (the renumbering sorts them, which costs more than it saves
-        on a small training split). Either way the same terms are summed in the same order (items ascending), so
-        the same bits."""
+        are renumbered in order to a compact range first (a sort of the rows' entries; where they already cover a
+        good share of the sessions the two arrays are no larger than that work, so the rows are used as they are:
+        a guard, not a measured optimum). Either way the same terms are summed in the same order (items ascending),
+        so the same bits."""
         items, col = np.unique(q["item"], return_inverse=True)
         sub = recent_t[items]
         compact = sub.nnz < cls.COMPACT_BELOW * recent_t.shape[1]
