@@ -264,9 +264,11 @@ print(json.dumps({"rc": p.returncode, "seconds": time.perf_counter() - t0, "tmp_
 """
 
 
-def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None, epoch_examples: int = 0) -> dict:
+def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None, epoch_examples: int = 0,
+             val_examples: int = 0) -> dict:
     """Every stage of ``dvc.yaml`` in a throwaway copy of the project with ``PIPELINE`` and the size's generator
-    knobs (and ``model.name`` = ``model``, ``model.epoch_examples`` = ``epoch_examples`` if given), one
+    knobs (and ``model.name`` = ``model``, ``model.epoch_examples`` = ``epoch_examples``, ``model.val_examples`` =
+    ``val_examples`` if given), one
     ``dvc repro --single-item`` each, timed, with the peak RSS of the stage's processes."""
     from sessionrec.tools.project import throwaway_project
 
@@ -276,6 +278,8 @@ def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None, epo
         overrides["model"]["name"] = model
     if epoch_examples:
         overrides["model"]["epoch_examples"] = epoch_examples
+    if val_examples:
+        overrides["model"]["val_examples"] = val_examples
     (tmp / "pipeline").mkdir()
     proj, env = throwaway_project(ROOT, tmp / "pipeline", overrides, link_cache=True)  # 14 GB of CSV is not copied
     out = {}
@@ -305,7 +309,8 @@ def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None, epo
     if "train" in stages:
         val = json.loads((proj / "metrics" / "val.json").read_text())
         data.update({"val_R@20": val["R@20"], "val_MRR@20": val["MRR@20"],
-                     "train_examples_per_epoch": epoch_examples or data.get("graph_examples", {}).get("train")})
+                     "train_examples_per_epoch": epoch_examples or data.get("graph_examples", {}).get("train"),
+                     "val_examples": val_examples})  # 0: every one
     if "evaluate" in stages:
         test = json.loads((proj / "metrics" / "test.json").read_text())
         data.update({"test_examples": test["examples"], "test_R@20": test["R@20"], "test_MRR@20": test["MRR@20"]})
@@ -394,6 +399,8 @@ def table(results: dict) -> str:
     data = results.get("pipeline", {}).get("data", {})
     n, of = data.get("train_examples_per_epoch"), data.get("graph_examples", {}).get("train")
     capped = f" (one epoch of {n:,} of the {of:,} examples)" if n and of and n < of else ""
+    v, of_val = data.get("val_examples"), data.get("graph_examples", {}).get("val")
+    capped += f" (chosen on {v:,} of the {of_val:,} validation examples)" if v and of_val and v < of_val else ""
     for stage, r in results.get("pipeline", {}).items():
         if stage != "data":
             disk = f", {r['tmp_peak_mib']:,} MiB temp disk" if "tmp_peak_mib" in r else ""
@@ -449,6 +456,8 @@ def main() -> int:
                     "the hybrid)")
     ap.add_argument("--epoch-examples", type=int, default=0, help="the pipeline's model.epoch_examples: train one "
                     "epoch of that many examples (a full-scale epoch is hours on 2 cores)")
+    ap.add_argument("--val-examples", type=int, default=0, help="the pipeline's model.val_examples: make every "
+                    "choice on validation (epochs, the hybrid's weights) on a seeded sample of that many examples")
     ap.add_argument("--official-srgnn", type=Path, metavar="DIR", help="a checkout of "
                     "github.com/CRIPAC-DIG/SR-GNN: also time our srgnn against it (figure srgnn_official)")
     ap.add_argument("--render", type=Path, help="no measuring: print (and with --readme write) the table of an "
@@ -476,7 +485,7 @@ def main() -> int:
                          ("weight_search", lambda: weight_search(size)),
                          ("srgnn_official", lambda: srgnn_official(args.official_srgnn)),
                          ("pipeline", lambda: pipeline(size, tmp, args.stages, args.model,
-                                                               args.epoch_examples))):
+                                                               args.epoch_examples, args.val_examples))):
             if name in args.skip:
                 continue
             if name == "srgnn_official" and not args.official_srgnn:

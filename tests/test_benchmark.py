@@ -2,6 +2,7 @@
 networks' own runs (not trained again), the report, and a clear error for a missing run."""
 
 import json
+import re
 import sys
 
 import pytest
@@ -55,10 +56,13 @@ def test_benchmark_runs_every_cell_and_the_hybrid_reuses_the_networks_runs(tmp_p
 @pytest.mark.slow
 def test_train_stage_trains_the_hybrids_networks_then_chooses_its_weights(tmp_path):
     """``dvc repro`` with ``model.name: hybrid``: each network trained (its own best epoch), then the blend,
-    refitted."""
-    proj, env = project_copy(tmp_path, {**TINY, "model": {**TINY["model"], "name": "hybrid",
+    refitted; every choice on the seeded sample of ``model.val_examples`` validation examples."""
+    proj, env = project_copy(tmp_path, {**TINY, "model": {**TINY["model"], "name": "hybrid", "val_examples": 100,
                                                           "hybrid_nets": ["gru4rec", "srgnn"]}})
-    sh(proj, env, "dvc", "repro")
+    r = sh(proj, env, "dvc", "repro")
+    out = r.stderr + r.stdout
+    sampled = re.findall(r"validation on a seeded sample of 100 of its (\d+) examples", out)
+    assert len(sampled) == 3 and int(sampled[0]) > 100  # each network's epochs, then the weights
     # each network trained by the one loop, with its own resumable checkpoint, and none of them as the main model
     assert sorted(p.name for p in (proj / "checkpoints").iterdir()) == ["hybrid-gru4rec.pt", "hybrid-srgnn.pt"]
     val = json.loads((proj / "metrics/val.json").read_text())

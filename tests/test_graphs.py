@@ -227,3 +227,29 @@ def test_capped_epochs_walk_through_the_uncapped_shuffled_passes():
     assert np.array_equal(epoch(1, per_epoch=25), passes[:25])
     with pytest.raises(ValueError, match="epoch >= 1"):
         epoch(0, per_epoch=4)
+
+
+def test_a_sampled_store_reads_exactly_its_sample_in_store_order():
+    """``model.val_examples``: ``GraphStore.sample(n, seed)`` reads n distinct examples drawn by ``seed``, in store
+    order, as a store of only those examples would; 0 or the store's size leaves every example."""
+    session = np.repeat(np.arange(12), np.arange(2, 14))
+    feats = {f: np.arange(1, len(session) + 1) for f in ("item", "category", "sub_category", "element", "brand")}
+    feats["price"] = np.ones(len(session), np.float32)
+    examples = list(build_examples(session, feats, "all_prefixes"))
+    n = len(examples)
+    full = GraphStore.from_examples(examples)
+    a, b, c = (GraphStore.from_examples(examples).sample(17, seed=s) for s in (3, 3, 4))
+    assert len(a) == 17 and np.array_equal(a.index, b.index) and not np.array_equal(a.index, c.index)
+    assert np.array_equal(a.index, np.unique(a.index)) and 0 <= a.index[0] and a.index[-1] < n
+    alone = GraphStore.from_examples([examples[i] for i in a.index])
+    got = [t for batch in a.iter_batches(5) for t in batch.target.tolist()]
+    assert got == [t for batch in alone.iter_batches(5) for t in batch.target.tolist()]
+    assert got == full.targets[a.index].tolist() and len(set(full.targets[a.index].tolist())) > 1
+    (x,), (y,) = list(a.iter_batches(17)), list(alone.iter_batches(17))
+    for f in fields(x):
+        assert torch.equal(getattr(x, f.name), getattr(y, f.name)), f.name
+    shuffled = np.concatenate(list(a.batch_order(4, shuffle=True, seed=1, epoch=2)))
+    assert sorted(shuffled) == a.index.tolist() and not np.array_equal(shuffled, a.index)
+    for m in (0, n, n + 5):
+        every = GraphStore.from_examples(examples).sample(m)
+        assert len(every) == n and np.array_equal(np.concatenate(list(every.batch_order(7))), np.arange(n))

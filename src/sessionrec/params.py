@@ -124,6 +124,7 @@ class ModelParams:
     batch_size: int = _f(128, lo=1, hi=1_000_000)
     epochs: int = _f(40, lo=1, hi=10_000)
     epoch_examples: int = _f(0, lo=0, doc="training examples per epoch; 0 = the whole train split")
+    val_examples: int = _f(0, lo=0, doc="validation examples the choices are made on (a seeded sample); 0 = all")
     embedding_dim: int = _f(64, lo=1, hi=4096)
     hidden_dim: int = _f(64, lo=1, hi=4096)
     num_iterations: int = _f(1, lo=1, hi=16, doc="gated GNN propagation steps")

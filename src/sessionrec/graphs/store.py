@@ -261,6 +261,7 @@ class GraphStore:
     def __init__(self, path: str | Path | list):
         """One store, or several read as one (their shards in order), e.g. train + validation for a refit."""
         self.envs, self.shards, sizes, self.segments = [], [], [], []
+        self.index = None  # ``sample``: the example indices this store reads, ascending (None: every one)
         for p in (path if isinstance(path, (list, tuple)) else [path]):
             p = Path(p)
             if not p.exists():
@@ -291,7 +292,18 @@ class GraphStore:
         return store
 
     def __len__(self) -> int:
-        return int(self.starts[-1])
+        return int(self.starts[-1]) if self.index is None else len(self.index)
+
+    def sample(self, n: int, seed: int = 0) -> "GraphStore":
+        """Restrict this store to ``n`` of its examples drawn without replacement by ``seed``, kept in store order
+        (``n`` = 0 or at least the store's size: every example); returns the store. ``model.val_examples``: at
+        millions of validation examples each pass over all of them costs more than the epoch it judges (36 minutes
+        per network at 200k products on 2 cores), while a mean over 100k examples has a standard error of at most
+        0.16 points of R@20 or MRR@20."""
+        total = int(self.starts[-1])
+        if 0 < n < total:
+            self.index = np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
+        return self
 
     def close(self) -> None:
         self.shards, self.segments = [], []
@@ -353,7 +365,7 @@ class GraphStore:
         ``e * per_epoch - 1`` of one endless stream of shuffled passes over the store, pass ``p`` (from 0) in the order
         epoch ``p + 1`` has without a cap; so every example is seen once before any is seen twice, an epoch may span
         two passes, and ``per_epoch = len(self)`` gives the uncapped epochs."""
-        n = len(self)
+        n = len(self)  # positions 0..n-1, in ``self.index`` when sampled
         if not shuffle:
             idx = np.arange(n)
         elif not per_epoch:
@@ -368,6 +380,8 @@ class GraphStore:
                 parts.append(np.random.default_rng([seed, p + 1]).permutation(n)[off:off + take])
                 pos += take
             idx = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        if self.index is not None:
+            idx = self.index[idx]
         for i in range(0, len(idx), batch_size):
             yield idx[i:i + batch_size]
 

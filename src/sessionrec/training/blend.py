@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from sessionrec.metrics import metrics_from_counts, rank_counts
 from sessionrec.models.layers import mask_padding
@@ -120,17 +122,21 @@ def validation_curve(model, store, batch_size: int, ties: str, device, grid: lis
     whole catalogue only for the (session, point) pairs the candidates leave undecided. The result is exactly the
     full-catalogue count's (tests/test_models.py compares them point by point), and the cost per point no longer
     grows with the catalogue (``benchmarks/speed/weight_search.py``)."""
+    t0 = time.perf_counter()
     ws = torch.tensor(grid, dtype=torch.float64, device=device)
     sums, n, undecided = torch.zeros(len(grid), dtype=torch.float64), 0, 0
-    for batch in store.iter_batches(scoring_batch_size(model, batch_size, model.n_items)):
+    bs = scoring_batch_size(model, batch_size, model.n_items)
+    for batch in tqdm(store.iter_batches(bs), total=-(-len(store) // bs), desc=f"weight search ({len(grid)} points)",
+                      leave=False):
         batch = batch.to(device)
         batch_sums, open_pairs = batch_curve(model, model.parts(batch), batch.target, ws, ties, per_part)
         sums += batch_sums
         undecided += open_pairs
         n += batch.size
     if per_part != 0:
-        log.info("weight search: %d points x %d sessions, %.2f%% of the pairs scored over the whole catalogue",
-                 len(grid), n, 100 * undecided / max(len(grid) * n, 1))
+        log.info("weight search: %d points x %d sessions, %.2f%% of the pairs scored over the whole catalogue "
+                 "(%.1fs, the parts included)", len(grid), n, 100 * undecided / max(len(grid) * n, 1),
+                 time.perf_counter() - t0)
     return {w: float(v) / max(n, 1) for w, v in zip(grid, sums)}
 
 

@@ -52,6 +52,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16: each training step's forward and loss under bfloat16 autocast
     epoch_examples: int = 0  # examples per epoch (GraphStore.batch_order's per_epoch); 0 = the whole store
     eval_batch_size: int = 512  # rows validation reads and scores at once (evaluate.batch_size)
+    val_examples: int = 0  # validation on a seeded sample of this many examples (GraphStore.sample); 0 = all
 
 
 def validate(model, val: GraphStore, cfg: TrainConfig, device) -> dict:

@@ -42,7 +42,21 @@ def train_config(params: Params) -> TrainConfig:
                        top_k=tuple(params.evaluate.top_k), ties=params.evaluate.ties, loss=mp.loss,
                        n_sample=mp.n_sample, sample_alpha=mp.sample_alpha, logq=mp.logq,
                        optimizer=mp.optimizer, precision=mp.precision, epoch_examples=mp.epoch_examples,
-                       eval_batch_size=params.evaluate.batch_size)
+                       eval_batch_size=params.evaluate.batch_size, val_examples=mp.val_examples)
+
+
+VAL_SAMPLE_SEED = 0  # model.val_examples: one sample for every model and model.seed, so all choose on the same examples
+
+
+def open_val(cfg: TrainConfig) -> tuple[GraphStore, int]:
+    """The validation store every choice is made on (all of it, or the seeded sample ``model.val_examples``) and
+    the number of validation examples in all."""
+    val = GraphStore(paths.graph_store("val"))
+    total = len(val)
+    val.sample(cfg.val_examples, VAL_SAMPLE_SEED)
+    if len(val) < total:
+        log.info("validation on a seeded sample of %d of its %d examples (model.val_examples)", len(val), total)
+    return val, total
 
 
 def read_events(split: str) -> dict:
@@ -97,8 +111,8 @@ def train_and_choose(params: Params, live=None, resumable: bool = False, given: 
         return _train_hybrid(params, live, given or {}, resumable)
     config, cfg = model_config(params), train_config(params)
     events, val_events = read_events("train"), read_events("val")
-    train, val = GraphStore(paths.graph_store("train")), GraphStore(paths.graph_store("val"))
-    n_train, n_val = len(train), len(val)
+    train, (val, n_val) = GraphStore(paths.graph_store("train")), open_val(cfg)  # n_val: all, as the refit trains
+    n_train = len(train)
     checkpoint = Checkpoint(checkpoint_path, fingerprint(config, cfg)) if resumable else None
     t0 = time.perf_counter()
     f = fit(new_model(config, cfg.seed), train, val, cfg, live=live, train_events=events, checkpoint=checkpoint)
@@ -143,7 +157,7 @@ def _train_hybrid(params: Params, live, given: dict, resumable: bool) -> Trained
                                           checkpoint_path=paths.hybrid_checkpoint(name))
     t0 = time.perf_counter()
     events = read_events("train")
-    val = GraphStore(paths.graph_store("val"))
+    val, _ = open_val(cfg)
     model = new_model(config, cfg.seed)
     model.load_nets({n: t.chosen_state for n, t in nets.items()})
     f = fit(model, None, val, cfg, live=live, train_events=events)
