@@ -62,8 +62,8 @@ def test_ci_runs_the_readmes_test_command_and_every_image_readme_shows_exists():
 
 def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
     """README's Scale tables (and docs/scale.md's train + evaluate run) are ``benchmarks/run.py``'s rendering of the
-    committed runs (quick: metrics/benchmarks.json; full scale: benchmarks/results/pipeline-gnn-16000000.json), so a
-    figure cannot drift from its JSON."""
+    committed runs (quick: metrics/benchmarks.json; full scale: benchmarks/results/pipeline-gnn-16000000.json; the
+    pipeline runs of docs/scale.md), so a figure cannot drift from its JSON."""
     import importlib.util
     import json
 
@@ -78,11 +78,12 @@ def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
         results = run.nested(json.loads(path.read_text()))
         shown = {k: v for k, v in results.items() if size == "full" or k != "pipeline"}
         assert block.group(1) == run.table(shown), f"README's {size} table is stale: python benchmarks/run.py --render"
-    scale = (ROOT / "docs/scale.md").read_text()  # its train + evaluate run at 195k products, rendered the same way
-    block = re.search(r"<!-- benchmarks:pipeline-gnn-2000000 -->\n(.*?)\n<!-- /", scale, re.S)
-    assert block, "docs/scale.md has no pipeline-gnn-2000000 table"
-    results = run.nested(json.loads((ROOT / "benchmarks/results/pipeline-gnn-2000000.json").read_text()))
-    assert block.group(1) == run.table(results)
+    scale = (ROOT / "docs/scale.md").read_text()  # its pipeline runs (one network, the hybrid), rendered the same way
+    for name in ("pipeline-gnn-2000000", "pipeline-hybrid-250000", "pipeline-hybrid-250000-val10000"):
+        block = re.search(rf"<!-- benchmarks:{name} -->\n(.*?)\n<!-- /", scale, re.S)
+        assert block, f"docs/scale.md has no {name} table"
+        results = run.nested(json.loads((ROOT / f"benchmarks/results/{name}.json").read_text()))
+        assert block.group(1) == run.table(results), name
 
 
 def test_the_weight_search_table_is_rendered_from_its_committed_json():
