@@ -274,12 +274,11 @@ class GraphStore:
         self._index(sizes)
 
     def _index(self, sizes: list) -> None:
-        """Example offsets of the shards, each shard's segment, and every example's target."""
+        """Example offsets of the shards and each shard's segment."""
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.segment_of = np.zeros(len(self.shards), np.int64)
         for i, seg in enumerate(self.segments):
             self.segment_of[seg.first:] = i
-        self.targets = np.concatenate([s["target"] for s in self.shards]) if self.shards else np.zeros(0, np.int32)
 
     @classmethod
     def from_examples(cls, examples: list[dict]) -> "GraphStore":
