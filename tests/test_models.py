@@ -70,7 +70,8 @@ def test_the_weight_search_counts_exactly_what_the_full_catalogue_counts(planted
     """The weight search scores a few candidates per session and the whole catalogue only where they leave a
     point undecided: its validation curve equals the full count's bit for bit, at sizes that leave many pairs
     undecided (per_part 1) and few (8, and the default); untrained networks, STAN fitted on the clicks, the repeat
-    parts."""
+    parts, alone too (the rest of the catalogue then ordered by the tie-break term only, the bound's tightest case;
+    the zeros signed as the second stage's scaling makes them)."""
     from sessionrec.training.blend import simplex_grid, validation_curve
 
     (_, events), val, _ = planted
@@ -80,9 +81,28 @@ def test_the_weight_search_counts_exactly_what_the_full_catalogue_counts(planted
     model.eval()
     grid = [(*u, 0.0, 0.0) for u in simplex_grid(3, 5)] + [(0.3, 0.2, 0.1, a / 5, b / 5) for a in range(3)
                                                              for b in range(3 - a)]
+    grid += [(0.0, 0.0, 0.0, 1.0, 0.0), (-0.0, -0.0, -0.0, 0.8, 0.2), (0.0, 0.0, 0.0, 0.0, 1.0)]
     fast = validation_curve(model, val, 64, "expected", torch.device("cpu"), grid, per_part=per_part)
     full = validation_curve(model, val, 64, "expected", torch.device("cpu"), grid, per_part=0)
     assert fast == full and len(set(full.values())) > 5  # the points differ: a real curve
+
+
+@pytest.mark.parametrize("weights", [(0.2, 0.3, 0.1, 0.25, 0.15), (0.0, 0.6, 0.4, 0.0, 0.0), (0.5, 0.0, 0.0, 0.0, 0.5),
+                                     (-0.0, -0.0, -0.0, 0.8, 0.2), (0.0, 0.0, 1.0, 0.0, 0.0)])
+def test_hybrid_scores_are_the_pooled_parts_bit_for_bit_whichever_weights_are_zero(planted, weights):
+    """``Hybrid.forward`` leaves out the parts of weight 0 (their logs, STAN, the repeat indicators): its scores are
+    ``pool(*pool_inputs(parts))``'s, the weight search's reference, bit for bit."""
+    (_, events), _, test = planted
+    torch.manual_seed(0)
+    model = build_model(config("hybrid"))
+    model.fit_events(events["session"], events["item"], events["ts"])
+    model.weights.copy_(torch.tensor(weights, dtype=torch.float64))
+    model.eval()
+    batch = test.batch(np.arange(len(test)))
+    with torch.no_grad():
+        want = model.pool(*model.pool_inputs(model.parts(batch)), model.weights)
+        assert torch.equal(model(batch), want)
+    assert torch.isfinite(want[:, 1:]).all() and len(want.unique()) > 100
 
 
 def test_hybrid_repeat_parts_lift_the_sessions_own_items_when_validation_says_so(tmp_path):

@@ -1,9 +1,11 @@
 """Evaluation over the full catalogue at 4k and 200k products: test examples per minute and peak memory of
 ``evaluate_test`` (the evaluate stage's code: scores, loss, R@K / MRR@K / NDCG@K with the tie rule, coverage) for
-untrained networks, each in a fresh process with the machine's default threads.
+untrained networks, each in a fresh process with the machine's default threads. ``--models hybrid``: three untrained
+networks, STAN fitted on drawn clicks (20 per product) and the weights of ``--hybrid-weights``.
 
     python benchmarks/speed/evaluate.py [--sessions 6000] [--models gru4rec graph_with_embeddings_and_attention]
                                         [--items 4000 200000] [--batch-sizes 512] [--baseline REV] [--output F.json]
+                                        [--hybrid-weights W W W W W W]
 
 With ``--baseline``, an earlier commit's ``src/`` (``git archive``) runs on the same store right after each of ours.
 ``--batch-sizes``: the rows read and encoded at once (``evaluate.batch_size``; validation during training reads with
@@ -28,6 +30,8 @@ sys.path.insert(0, {here!r})
 from pathlib import Path
 import torch
 from training_step import KNOBS
+HYBRID_KNOBS = {{"hybrid_nets": ["gru4rec", "srgnn", "graph_with_embeddings_and_attention"], "knn_k": 100,
+                "knn_sample_size": 0, "stan_lambda_spw": 1.02, "stan_lambda_snh": 5.0, "stan_lambda_inh": 2.05}}
 from sessionrec.graphs.store import GraphStore
 from sessionrec.models import build_model
 from sessionrec.models.registry import model_config
@@ -35,12 +39,19 @@ from sessionrec.scoring import evaluate_test
 name, n_items, batch_size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 store = GraphStore(Path(sys.argv[1]))
 torch.manual_seed(0)
-model = build_model(model_config(name, n_items, KNOBS)).eval()
+knobs = {{**KNOBS, **HYBRID_KNOBS}}
+model = build_model(model_config(name, n_items, knobs)).eval()
+if name == "hybrid":  # STAN fitted on drawn clicks (20 per product, one a second before the test's), the weights given
+    import numpy as np
+    rng = np.random.default_rng(0)
+    n = 20 * n_items
+    model.fit_events(np.sort(rng.integers(0, n // 5, n)), rng.integers(1, n_items, n), np.arange(n) - n)
+    model.weights.copy_(torch.tensor(json.loads(sys.argv[5]), dtype=torch.float64))
 t0 = time.perf_counter()
 metrics, _ = evaluate_test(model, store, [1, 5, 10, 20], "expected", batch_size, torch.device("cpu"), n_items)
 seconds = time.perf_counter() - t0
 print(json.dumps({{"model": name, "items": n_items, "batch_size": batch_size, "examples": metrics["examples"],
-                  "seconds": round(seconds, 2),
+                  "seconds": round(seconds, 2), "R@20": metrics["R@20"], "MRR@20": metrics["MRR@20"],
                   "examples_per_minute": round(60 * metrics["examples"] / seconds),
                   "threads": torch.get_num_threads(),
                   "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}}))
@@ -75,6 +86,9 @@ def main() -> int:
     ap.add_argument("--models", nargs="+", default=["gru4rec", "graph_with_embeddings_and_attention"])
     ap.add_argument("--items", type=int, nargs="+", default=[4000, 200_000])
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[512])
+    ap.add_argument("--hybrid-weights", type=float, nargs=6, default=[0.1, 0.5, 0.0, 0.4, 0.0, 0.0],
+                    help="with --models hybrid: its weights (GRU4Rec, SR-GNN, attention GNN, STAN, repeat last, "
+                    "repeat earlier; default the ones chosen at 126k products, docs/scale.md)")
     ap.add_argument("--baseline", help="a git revision whose src/ runs beside ours")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
@@ -94,7 +108,8 @@ def main() -> int:
                 for bs in args.batch_sizes:
                     for code, src in codes.items():
                         rows.append({"code": code, **run_snippet(RUN.format(here=str(HERE)),
-                                                                 [store, name, n_items, bs], src)})
+                                                                 [store, name, n_items, bs,
+                                                                  json.dumps(args.hybrid_weights)], src)})
                         print(rows[-1], flush=True)
     print(table(rows))
     if args.output:

@@ -1,9 +1,12 @@
 """The hybrid's weight search at 4k and 200k products: its candidate count (``training.blend.batch_curve``) against
-the full-catalogue count it replaces, side by side on the same parts and the 286 points of the search's first stage
-(three networks and STAN on the simplex grid of step 0.1): milliseconds per validation session, the share of
-(session, point) pairs the candidates leave to the full count, and whether the two curves are equal.
+the full-catalogue count it replaces, side by side on the same parts: the 286 points of the search's first stage
+(three networks and STAN on the simplex grid of step 0.1) and the 66 of its second (the repeat weights around the mix
+chosen at 126k products): milliseconds per validation session, the share of (session, point) pairs the candidates
+leave to the full count, and whether the two curves are equal. ``--margins``: the bound's margin
+(``training.blend.MARGIN``), e.g. ``1e-10 1e-12`` for the former and the present one side by side.
 
-    python benchmarks/speed/weight_search.py [--items 4000 200000] [--sessions 60] [--output F.json]
+    python benchmarks/speed/weight_search.py [--items 4000 200000] [--sessions 60] [--stages 1 2] [--margins M ..]
+                                             [--output F.json]
     python benchmarks/speed/weight_search.py --trained [--output F.json]   # this project's hybrid (models/model.pt)
 
 The parts are drawn, not trained, shaped like a trained hybrid's: three networks' softmax over logits that share a
@@ -29,7 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from sessionrec.models.hybrid import Hybrid  # noqa: E402
 from sessionrec.scoring import chunk_rows  # noqa: E402
-from sessionrec.training.blend import batch_curve, per_part_for, simplex_grid  # noqa: E402
+from sessionrec.training import blend  # noqa: E402
+from sessionrec.training.blend import batch_curve, per_part_for, repeat_grid, simplex_grid  # noqa: E402
 
 NETS = 3
 
@@ -65,29 +69,42 @@ def draw_parts(gen: torch.Generator, rows: int, n_items: int) -> tuple[torch.Ten
     return torch.stack([*probs, stan, last, clicked - last]), target
 
 
-def measure(n_items: int, sessions: int, seed: int = 0) -> dict:
+MIX = (0.1, 0.5, 0.0, 0.4)  # the networks' and STAN's mix the first stage chose at 126k products (docs/scale.md)
+
+
+def stage_grid(stage: int) -> list:
+    """The points of the search's first stage (the networks' and STAN's simplex grid), or of its second (the repeat
+    weights around ``MIX``, as ``training.blend.choose_weights`` makes them)."""
+    return [(*u, 0.0, 0.0) for u in simplex_grid(NETS + 1)] if stage == 1 else repeat_grid(MIX)
+
+
+def measure(n_items: int, sessions: int, stage: int = 1, margin: float | None = None, seed: int = 0) -> dict:
     gen = torch.Generator().manual_seed(seed)
-    grid = [(*u, 0.0, 0.0) for u in simplex_grid(NETS + 1)]
+    grid = stage_grid(stage)
     ws = torch.tensor(grid, dtype=torch.float64)
+    saved, blend.MARGIN = blend.MARGIN, blend.MARGIN if margin is None else margin
     rows = min(128, chunk_rows(n_items))
     seconds = {"candidates": 0.0, "full": 0.0}
     sums = {"candidates": torch.zeros(len(grid), dtype=torch.float64),
             "full": torch.zeros(len(grid), dtype=torch.float64)}
     undecided = 0
     done = 0
-    with torch.no_grad():
-        while done < sessions:
-            parts, target = draw_parts(gen, min(rows, sessions - done), n_items)
-            for name, per_part in (("candidates", None), ("full", 0)):
-                t0 = time.perf_counter()
-                mrr, open_pairs = batch_curve(Hybrid, parts, target, ws, "expected", per_part)
-                seconds[name] += time.perf_counter() - t0
-                sums[name] += mrr
-                undecided += open_pairs if name == "candidates" else 0
-            done += len(target)
+    try:
+        with torch.no_grad():
+            while done < sessions:
+                parts, target = draw_parts(gen, min(rows, sessions - done), n_items)
+                for name, per_part in (("candidates", None), ("full", 0)):
+                    t0 = time.perf_counter()
+                    mrr, open_pairs = batch_curve(Hybrid, parts, target, ws, "expected", per_part)
+                    seconds[name] += time.perf_counter() - t0
+                    sums[name] += mrr
+                    undecided += open_pairs if name == "candidates" else 0
+                done += len(target)
+    finally:
+        margin, blend.MARGIN = blend.MARGIN, saved
     ms = {k: round(1e3 * v / sessions, 2) for k, v in seconds.items()}
-    return {"items": n_items, "sessions": sessions, "points": len(grid), "rows_per_batch": rows,
-            "per_part": per_part_for(n_items),
+    return {"items": n_items, "sessions": sessions, "stage": stage, "margin": margin, "points": len(grid),
+            "rows_per_batch": rows, "per_part": per_part_for(n_items),
             "ms_per_session": ms, "speedup": round(seconds["full"] / seconds["candidates"], 1),
             "undecided_share": round(undecided / (len(grid) * sessions), 4),
             "curves_equal": bool(torch.equal(sums["candidates"], sums["full"])),
@@ -113,7 +130,8 @@ def measure_trained(root: Path) -> dict:
         t0 = time.perf_counter()
         curves[name] = validation_curve(model, val, 128, "expected", torch.device("cpu"), grid, per_part=per_part)
         seconds[name] = time.perf_counter() - t0
-    return {"items": model.n_items, "sessions": len(val), "points": len(grid), "per_part": per_part_for(model.n_items),
+    return {"items": model.n_items, "sessions": len(val), "stage": 1, "margin": blend.MARGIN, "points": len(grid),
+            "per_part": per_part_for(model.n_items),
             "ms_per_session": {k: round(1e3 * v / len(val), 2) for k, v in seconds.items()},
             "speedup": round(seconds["full"] / seconds["candidates"], 1), "undecided_share": None,
             "curves_equal": curves["candidates"] == curves["full"],
@@ -122,13 +140,15 @@ def measure_trained(root: Path) -> dict:
 
 def table(results: list) -> str:
     """The markdown table of ``measure``'s results (docs/speed.md shows the committed run's)."""
-    lines = ["| products | sessions | whole catalogue, ms per session | candidates, ms per session | speed-up | "
-             "pairs left to the whole catalogue | curves equal |", "|---|---|---|---|---|---|---|"]
+    lines = ["| products | stage (points) | margin | sessions | whole catalogue, ms per session | candidates, ms per "
+             "session | speed-up | pairs left to the whole catalogue | curves equal |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         left = "" if r["undecided_share"] is None else f"{100 * r['undecided_share']:.2f}%"
-        lines.append(f"| {r['items']:,}{' (trained hybrid)' if r.get('trained') else ''} | {r['sessions']:,} | "
-                     f"{r['ms_per_session']['full']:,} | {r['ms_per_session']['candidates']:,} | {r['speedup']}x | "
-                     f"{left} | {'yes' if r['curves_equal'] else 'NO'} |")
+        lines.append(f"| {r['items']:,}{' (trained hybrid)' if r.get('trained') else ''} | {r['stage']} "
+                     f"({r['points']}) | {r['margin']:g} | {r['sessions']:,} | {r['ms_per_session']['full']:,} | "
+                     f"{r['ms_per_session']['candidates']:,} | {r['speedup']}x | {left} | "
+                     f"{'yes' if r['curves_equal'] else 'NO'} |")
     return "\n".join(lines)
 
 
@@ -136,17 +156,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, nargs="+", default=[4000, 200_000])
     ap.add_argument("--sessions", type=int, default=60)
+    ap.add_argument("--stages", type=int, nargs="+", choices=[1, 2], default=[1, 2])
+    ap.add_argument("--margins", type=float, nargs="+", default=[blend.MARGIN],
+                    help="the bound's margin (training.blend.MARGIN), each a run of its own")
     ap.add_argument("--trained", action="store_true", help="the project's trained hybrid and validation store, "
                     "parts included, besides the drawn parts")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
-    out = [measure(n, args.sessions) for n in args.items]
+    out = [measure(n, args.sessions, stage, margin) for n in args.items for stage in args.stages
+           for margin in args.margins]
     if args.trained:
         out.append(measure_trained(Path(__file__).resolve().parents[2]))
     print(table(out))
     if args.output:
         args.output.write_text(json.dumps(out, indent=1) + "\n")
-    ratios = ", ".join(f"{r['speedup']}x at {r['items']:,} products" for r in out)
+    ratios = ", ".join(f"{r['speedup']}x at {r['items']:,} products (stage {r['stage']}, margin {r['margin']:g})"
+                       for r in out)
     print(f"weight search: {ratios}, curves equal: {all(r['curves_equal'] for r in out)}")
 
 

@@ -33,7 +33,13 @@ def per_part_for(n_items: int) -> int:
     return max(32, round(n_items ** 0.5))
 
 
-MARGIN = 1e-10  # float64 rounding of a blended score is under 1e-13; a bound must clear it by this much
+# A bound must clear the float64 rounding of a blended score by this much. With M + 3 = 6 parts a score is 6 products
+# and 6 sums of values of magnitude at most |log(1e-6)| = 13.82, each rounding by at most half an ulp of 16
+# (8.9e-16), and logs off by at most 1 ulp (1.8e-15) under weights summing to 1: a computed score is within 1.3e-14
+# of its exact value, two scores within 2.6e-14 of their exact difference, and 1e-12 is 38 times that. It was 1e-10:
+# where only the repeat parts have weight, the rest of the catalogue is ordered by the 1e-9 tie-break term alone, and
+# that margin left 3.02% of the second stage's pairs to the whole catalogue at 126k products (docs/scale.md).
+MARGIN = 1e-12
 CUTOFF = 20  # the weights are chosen on MRR@20
 GRID_BUDGET = 1 << 18  # candidate scores made at once (2 MB of float64)
 
@@ -140,6 +146,13 @@ def validation_curve(model, store, batch_size: int, ties: str, device, grid: lis
     return {w: float(v) / max(n, 1) for w, v in zip(grid, sums)}
 
 
+def repeat_grid(u: tuple) -> list[tuple[float, ...]]:
+    """The second stage's points: the repeat weights ``(r_last, r_earlier)`` on their grid of step ``1 / STEP`` (sum
+    at most 1), the mix ``u`` scaled by ``1 - r_last - r_earlier``."""
+    repeat = [(a / STEP, b / STEP) for a in range(STEP + 1) for b in range(STEP + 1 - a)]
+    return [(*(round((1 - a - b) * x, 12) for x in u), a, b) for a, b in repeat]
+
+
 @torch.no_grad()
 def choose_weights(model, store, batch_size: int, ties: str, device) -> dict:
     """Set ``model.weights`` to the best point on ``store`` (validation) by MRR@20, in two stages; returns
@@ -157,9 +170,7 @@ def choose_weights(model, store, batch_size: int, ties: str, device) -> dict:
     first = validation_curve(model, store, batch_size, ties, device, [(*u, 0.0, 0.0) for u in base])
     uniform = np.full(n_base, 1 / n_base)
     u = max(base, key=lambda u: (first[(*u, 0.0, 0.0)], -float(np.abs(np.array(u) - uniform).sum())))
-    repeat = [(a / STEP, b / STEP) for a in range(STEP + 1) for b in range(STEP + 1 - a)]
-    second = validation_curve(model, store, batch_size, ties, device,
-                              [(*(round((1 - a - b) * x, 12) for x in u), a, b) for a, b in repeat])
+    second = validation_curve(model, store, batch_size, ties, device, repeat_grid(u))
     best = max(second, key=lambda w: (second[w], -(w[-2] + w[-1]), -w[-2]))
     model.weights.copy_(torch.tensor(best, dtype=torch.float64))
     return {**first, **second}
