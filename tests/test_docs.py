@@ -79,7 +79,8 @@ def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
         shown = {k: v for k, v in results.items() if size == "full" or k != "pipeline"}
         assert block.group(1) == run.table(shown), f"README's {size} table is stale: python benchmarks/run.py --render"
     scale = (ROOT / "docs/scale.md").read_text()  # its pipeline runs (one network, the hybrid), rendered the same way
-    for name in ("pipeline-gnn-2000000", "pipeline-hybrid-250000", "pipeline-hybrid-250000-val10000"):
+    for name in ("pipeline-gnn-2000000", "pipeline-hybrid-250000", "pipeline-hybrid-250000-val10000",
+                 "pipeline-hybrid-250000-val10000-24b2c9e"):
         block = re.search(rf"<!-- benchmarks:{name} -->\n(.*?)\n<!-- /", scale, re.S)
         assert block, f"docs/scale.md has no {name} table"
         results = run.nested(json.loads((ROOT / f"benchmarks/results/{name}.json").read_text()))
@@ -101,11 +102,11 @@ def test_the_evaluation_table_is_rendered_from_its_committed_json():
     import json
 
     ev = speed_script("evaluate")
-    block = re.search(r"<!-- evaluate-blocks -->\n(.*?)\n<!-- /evaluate-blocks -->",
-                      (ROOT / "docs/speed.md").read_text(), re.S)
-    assert block, "docs/speed.md has no evaluation table"
-    rows = json.loads((ROOT / "benchmarks/results/evaluate_speed_blocks.json").read_text())
-    assert block.group(1) == ev.table(rows), "docs/speed.md's evaluation table is stale"
+    for marker, name in (("evaluate-blocks", "evaluate_speed_blocks"), ("evaluate-hybrid", "evaluate_hybrid")):
+        block = re.search(rf"<!-- {marker} -->\n(.*?)\n<!-- /{marker} -->", (ROOT / "docs/speed.md").read_text(), re.S)
+        assert block, f"docs/speed.md has no {marker} table"
+        rows = json.loads((ROOT / f"benchmarks/results/{name}.json").read_text())
+        assert block.group(1) == ev.table(rows), f"docs/speed.md's {marker} table is stale"
 
 
 def test_the_sampled_loss_studies_are_rendered_from_their_committed_json():
