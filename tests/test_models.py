@@ -105,6 +105,36 @@ def test_hybrid_scores_are_the_pooled_parts_bit_for_bit_whichever_weights_are_ze
     assert torch.isfinite(want[:, 1:]).all() and len(want.unique()) > 100
 
 
+def test_hybrid_scores_in_chunks_what_it_scores_whole(planted, monkeypatch):
+    """``Hybrid.score_chunks`` (how evaluation and validation read it): chunks of 2 rows are the whole batch's rows
+    bit for bit; with the networks' matmul also in spans of 4 rows (into reused buffers, ``addmm`` for a bias: other
+    rounding) the same to float rounding and the same top 10; the weight search's parts likewise."""
+    from sessionrec import scoring
+
+    (_, events), _, test = planted
+    torch.manual_seed(0)
+    model = build_model(config("hybrid"))
+    model.fit_events(events["session"], events["item"], events["ts"])
+    model.weights.copy_(torch.tensor((0.2, 0.0, 0.1, 0.4, 0.3), dtype=torch.float64))
+    model.eval()
+    batch = test.batch(np.arange(17))
+    with torch.no_grad():
+        whole, parts = model(batch), model.parts(batch)
+        chunks = list(model.score_chunks(batch, 2))
+        assert [r.stop - r.start for r, _ in chunks] == [2] * 8 + [1]
+        assert torch.equal(torch.cat([s for _, s in chunks]), whole)
+        monkeypatch.setattr(scoring, "MATMUL_BUDGET", 8 * (N_ITEMS + 1))  # 8 rows: 4 per network
+        buffers = {}
+        spans = torch.cat([s for _, s in model.score_chunks(batch, 2, buffers)])
+        assert len(buffers["hybrid"]) == 2 and buffers["hybrid"][0].shape[0] == 4
+        torch.testing.assert_close(spans, whole, rtol=1e-5, atol=1e-5)
+        assert torch.equal(spans.topk(10).indices, whole.topk(10).indices)
+        stacked = torch.cat([torch.stack([p[m] for m in range(5)], dim=0)
+                             for _, p in model.part_chunks(batch, 2, {})], dim=1)
+        torch.testing.assert_close(stacked, parts, rtol=1e-5, atol=1e-7)
+        assert torch.equal(stacked[2:], parts[2:])  # STAN and the repeat indicators exactly
+
+
 def test_hybrid_repeat_parts_lift_the_sessions_own_items_when_validation_says_so(tmp_path):
     """Sessions ``a b a``: the weights chosen on validation put more mass on the earlier-clicks indicator than on
     the last click's, and only with the repeat parts is validation near perfect."""
@@ -114,7 +144,7 @@ def test_hybrid_repeat_parts_lift_the_sessions_own_items_when_validation_says_so
 def test_hybrid_repeat_parts_are_the_last_click_and_the_earlier_ones(tmp_path):
     test, _ = repeat_store(tmp_path / "t.lmdb", 3, 0)
     batch = test.batch(np.arange(3))
-    parts = build_model(config("hybrid", hybrid_nets=["gru4rec"])).repeat_parts(batch, N_ITEMS + 1)
+    parts = build_model(config("hybrid", hybrid_nets=["gru4rec"])).parts(batch)[-2:]
     assert parts.shape == (2, 3, N_ITEMS + 1) and (parts.sum(-1) == 1).all()  # exactly b, then exactly a
     last = batch.item[batch.last]
     assert (parts[0].argmax(-1) == last).all() and (parts[1].argmax(-1) != last).all()

@@ -9,8 +9,10 @@ At a large catalogue a batch's ``(B, N)`` scores do not fit in cache (at 200k pr
   half its speed on fewer than ~200 rows);
 * the loss and the metrics read ``chunk_rows`` sessions at a time (8 MB of scores, which stay in cache between the
   top-K pass, the loss and the target's score);
-* a model without ``encode`` (session-kNN, the hybrid) is given batches of at most ``chunk_rows`` sessions: its
-  forward makes all of a batch's scores at once (the hybrid: ``(M + 3, B, N)`` float64 parts).
+* the hybrid (a model with ``score_chunks``) chunks its own: its networks encode the whole batch and score it in
+  spans, its float64 parts are made ``chunk_rows`` sessions at a time (``Hybrid.part_chunks``);
+* a model with neither (session-kNN) is given batches of at most ``chunk_rows`` sessions: its forward makes all of
+  a batch's scores at once.
 
 At the default catalogue (4k products) a chunk holds over 500 rows, at least a batch, so nothing is split there.
 ``python benchmarks/speed/evaluate.py`` measures the whole, ``benchmarks/speed/scoring_chunks.py`` each choice.
@@ -40,9 +42,10 @@ def matmul_rows(n_items: int) -> int:
 
 
 def scoring_batch_size(model, batch_size: int, n_items: int) -> int:
-    """The batch size to read a store with: ``batch_size`` for a model that encodes (its scoring is chunked by
-    ``score_chunks``), else at most ``chunk_rows(n_items)``."""
-    return batch_size if hasattr(model, "encode") else min(batch_size, chunk_rows(n_items))
+    """The batch size to read a store with: ``batch_size`` for a model that encodes or scores in chunks of its own
+    (its scoring is chunked by ``score_chunks``), else at most ``chunk_rows(n_items)``."""
+    chunked = hasattr(model, "encode") or hasattr(model, "score_chunks")
+    return batch_size if chunked else min(batch_size, chunk_rows(n_items))
 
 
 def score_chunks(model, batch, n_items: int, buffers: dict | None = None):
@@ -51,6 +54,9 @@ def score_chunks(model, batch, n_items: int, buffers: dict | None = None):
     batches, holding the matmul's buffer (allocated once, on the first batch that needs it). Call under
     ``torch.no_grad``."""
     step = chunk_rows(n_items)
+    if hasattr(model, "score_chunks"):  # a composite model (the hybrid) chunks its own scoring
+        yield from model.score_chunks(batch, step, buffers)
+        return
     if not hasattr(model, "encode"):
         scores = model(batch)
         for r0 in range(0, batch.size, step):

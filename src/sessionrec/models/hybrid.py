@@ -77,27 +77,59 @@ class Hybrid(nn.Module):
         return nn.Module.load_state_dict(self, {**rest, **{f"knn.{k}": v for k, v in self.knn.state_dict().items()}},
                                          strict=strict, assign=assign)
 
-    @staticmethod
-    def repeat_parts(batch: Batch, n_items: int) -> torch.Tensor:
-        """(2, B, N) float64: the indicator of the last click, then of the session's other items."""
-        B = batch.size
-        clicked = torch.zeros(B, n_items, dtype=torch.float64, device=batch.target.device)
-        rows = torch.arange(B, device=clicked.device).unsqueeze(1).expand_as(batch.alias)
-        clicked[rows[batch.mask], batch.item[batch.alias[batch.mask]]] = 1.0
-        last = torch.zeros_like(clicked)
-        last[torch.arange(B, device=clicked.device), batch.item[batch.last]] = 1.0
-        return torch.stack([last, clicked - last])
+    def part_chunks(self, batch: Batch, step: int, buffers: dict | None = None, need=None):
+        """Yield ``(rows, parts)`` for consecutive slices of at most ``step`` rows of ``batch``: ``parts`` ``{m: (rows,
+        N) float64}``, part ``m`` as ``parts(batch)[m, rows]`` holds it, for the parts of ``need`` (all by default;
+        the networks' always: the tie-break term averages them).
+
+        Each network encodes the whole batch once and scores the catalogue for a span of rows at a time (a third of
+        ``scoring.matmul_rows`` each, a multiple of ``step``; into a buffer kept in ``buffers`` when the span is
+        shorter than the batch, as ``scoring.score_chunks`` does for one network): at 200k products a scoring matmul
+        over 10 rows ran at a third of its speed over 512, and was a third of a hybrid scoring pass. STAN scores the
+        whole batch once as sparse terms, made dense one chunk at a time, and the repeat indicators are made per
+        chunk, so no float64 ``(rows, N)`` array is larger than a chunk's."""
+        from sessionrec.scoring import matmul_rows  # late: scoring imports nothing of the models
+
+        M, N, B = len(self.nets), self.n_items, batch.size
+        need = set(range(M + 3)) if need is None else set(need) | set(range(M))
+        hs = [net.encode(batch) for net in self.nets]
+        terms = self.knn.terms(batch) if M in need else None
+        if need & {M + 1, M + 2}:
+            at = torch.arange(B, device=batch.target.device).unsqueeze(1).expand_as(batch.alias)[batch.mask]
+            clicks = batch.item[batch.alias[batch.mask]]  # (clicks,), rows ascending like ``at``
+            last = batch.item[batch.last]
+        span = step * max(1, matmul_rows(N) // M // step)
+        bufs = None
+        if span < B:
+            bufs = (buffers if buffers is not None else {}).get("hybrid")
+            if bufs is None or bufs[0].shape[0] < span or bufs[0].device != hs[0].device:
+                bufs = [torch.empty(span, N, device=hs[0].device) for _ in hs]
+                if buffers is not None:
+                    buffers["hybrid"] = bufs
+        for s0 in range(0, B, span):
+            s1 = min(s0 + span, B)
+            zs = [net.score(h[s0:s1], out=None if bufs is None else buf[:s1 - s0])
+                  for net, h, buf in zip(self.nets, hs, bufs or [None] * M)]
+            for r0 in range(s0, s1, step):
+                r1 = min(r0 + step, s1)
+                parts = {m: torch.softmax(z[r0 - s0:r1 - s0].double(), dim=-1) for m, z in enumerate(zs)}
+                if terms is not None:
+                    k = self.knn.dense(terms, r0, r1, hs[0].device).double().clamp_min(0.0)  # padding -inf -> 0
+                    parts[M] = k / k.amax(dim=-1, keepdim=True).clamp_min(1e-12)
+                if need & {M + 1, M + 2}:
+                    clicked = torch.zeros(r1 - r0, N, dtype=torch.float64, device=hs[0].device)
+                    a, b = torch.searchsorted(at, torch.tensor([r0, r1], device=at.device)).tolist()
+                    clicked[at[a:b] - r0, clicks[a:b]] = 1.0
+                    ind = torch.zeros_like(clicked)
+                    ind[torch.arange(r1 - r0, device=ind.device), last[r0:r1]] = 1.0
+                    parts[M + 1], parts[M + 2] = ind, clicked - ind
+                yield slice(r0, r1), parts
 
     def parts(self, batch: Batch) -> torch.Tensor:
         """(M + 3, B, N) float64: each network's probabilities, STAN's scores over their row maximum, then the
-        repeat indicators; 0 at padding."""
-        probs = [torch.softmax(net(batch).double(), dim=-1) for net in self.nets]
-        return torch.cat([torch.stack([*probs, self.stan_part(batch)]), self.repeat_parts(batch, probs[0].shape[-1])])
-
-    def stan_part(self, batch: Batch) -> torch.Tensor:
-        """(B, N) float64: STAN's scores over their row maximum, 0 at padding."""
-        k = self.knn(batch).double().clamp_min(0.0)  # padding -inf -> 0
-        return k / k.amax(dim=-1, keepdim=True).clamp_min(1e-12)
+        indicators of the last click and of the session's other items; 0 at padding."""
+        (_, parts), = self.part_chunks(batch, batch.size)
+        return torch.stack([parts[m] for m in range(len(self.part_names))])
 
     @staticmethod
     def pool_inputs(parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,30 +171,26 @@ class Hybrid(nn.Module):
                 "clicks": None, "parts": {name: (float(w), w * picked[m])
                                           for m, (name, w) in enumerate(zip(self.part_names, self.weights))}}
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        """``pool(*pool_inputs(parts(batch)), weights)`` bit for bit, without what a zero weight leaves out.
-
-        A part of weight 0 adds ``0 * log(p + eps)``, an exact zero (the log is finite), so its log is not taken,
-        STAN and the repeat indicators are not made at all, and nothing is stacked; the networks' probabilities are
-        all made (the tie-break term averages them). The weights chosen at 126k products leave three of six parts
-        out: py-spy gave the logs of all six 28% of a scoring pass and the stacking 16%. Parts at the weights
-        they have are summed in part order, as ``weighted_sum`` does (tests/test_models.py compares the two)."""
+    def score_chunks(self, batch: Batch, step: int, buffers: dict | None = None):
+        """Yield ``(rows, scores)``: ``forward(batch)[rows]`` for consecutive slices of at most ``step`` rows, from
+        ``part_chunks`` (``scoring.score_chunks`` reads a hybrid so). Pooled as ``pool(*pool_inputs(parts),
+        weights)`` bit for bit, without what a zero weight leaves out: a part of weight 0 adds ``0 * log(p + eps)``,
+        an exact zero (the log is finite), so its log is not taken, STAN and the repeat indicators are not made when
+        their weights are 0, and nothing is stacked. The weights chosen at 126k products leave three of six parts
+        out: py-spy gave the logs of all six 28% of a scoring pass and the stacking 16%. Parts of non-zero weight
+        are summed in part order, as ``weighted_sum`` does (tests/test_models.py compares the two)."""
         w = self.weights
-        probs = [torch.softmax(net(batch).double(), dim=-1) for net in self.nets]
-        total = probs[0]
-        for p in probs[1:]:
-            total = total + p
-        tie = TIE * (total / len(probs))
-        M = len(probs)
-        parts = dict(enumerate(probs))
-        if w[M] != 0:
-            parts[M] = self.stan_part(batch)
-        if bool((w[M + 1:] != 0).any()):
-            for j, p in enumerate(self.repeat_parts(batch, probs[0].shape[-1])):
-                parts[M + 1 + j] = p
-        out = None
-        for m in range(len(self.part_names)):
-            if w[m] != 0:
+        active = [m for m in range(len(self.part_names)) if w[m] != 0]
+        for rows, parts in self.part_chunks(batch, step, buffers, need=active):
+            total = parts[0]
+            for m in range(1, len(self.nets)):
+                total = total + parts[m]
+            out = None
+            for m in active:
                 term = w[m] * torch.log(parts[m] + EPS)
                 out = term if out is None else out + term
-        return mask_padding(out + tie)
+            yield rows, mask_padding(out + TIE * (total / len(self.nets)))
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        (_, scores), = self.score_chunks(batch, batch.size)
+        return scores

@@ -148,6 +148,21 @@ class SessionKNN(nn.Module):
         return no_explanation(self.variant, "has no attention: it scores by similar training sessions")
 
     def forward(self, batch: Batch) -> torch.Tensor:
+        return self.dense(self.terms(batch), 0, batch.size, batch.item.device)
+
+    def dense(self, terms: tuple[np.ndarray, np.ndarray], r0: int, r1: int, device) -> torch.Tensor:
+        """(r1 - r0, N) float32 scores of the batch's rows ``r0:r1`` from its ``terms``, padding at -inf: each
+        product's terms summed in their order (``np.bincount``), as for the whole batch, so the same bits."""
+        key, weight = terms
+        N = self.n_items
+        # key // N (the row) never decreases, so the rows' terms are one slice found by bisection
+        a, b = np.searchsorted(key, [r0 * N, r1 * N])
+        scores = np.bincount(key[a:b] - r0 * N, weights=weight[a:b], minlength=(r1 - r0) * N).reshape(r1 - r0, N)
+        return mask_padding(torch.from_numpy(scores.astype(np.float32)).to(device))
+
+    def terms(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """Every term of the batch's scores: ``(key, weight)`` with ``key = row * N + product``, rows in order
+        (``dense`` sums them into scores)."""
         idx = self._index or self._build_index()
         q, length = self._queries(batch)
         B, N = batch.size, self.n_items
@@ -181,11 +196,9 @@ class SessionKNN(nn.Module):
         rank = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)]))
         keep = (rank < self.k) & (sim > 0)
         rows, sess, sim = rows[keep], sess[keep], sim[keep]
-        scores = np.zeros((B, N))
-        if len(rows):
-            scores = self._score(idx, q, length, rows, sess, sim, B, N)
-        out = torch.from_numpy(scores.astype(np.float32)).to(batch.item.device)
-        return mask_padding(out)
+        if not len(rows):
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return self._terms(idx, q, length, rows, sess, sim, N)
 
     @classmethod
     def _overlap(cls, recent_t: sp.csr_matrix, q: dict, w: np.ndarray, B: int) -> sp.csr_matrix:
@@ -210,7 +223,7 @@ class SessionKNN(nn.Module):
                                     shape=(B, recent_t.shape[1]))
         return overlap
 
-    def _score(self, idx, q, length, rows, sess, sim, B, N):
+    def _terms(self, idx, q, length, rows, sess, sim, N):
         ptr = idx["ptr"]
         n_len = ptr[sess + 1] - ptr[sess]
         pair = np.repeat(np.arange(len(rows)), n_len)  # one entry per click of each neighbour
@@ -232,7 +245,7 @@ class SessionKNN(nn.Module):
             p_star = np.zeros(len(rows), np.int64)
             np.maximum.at(p_star, pair, np.where(member, pos, 0))
             weight = weight * np.exp(-np.abs(pos - p_star[pair]) / self.inh)
-        return np.bincount((row * N + item)[is_last], weights=weight[is_last], minlength=B * N).reshape(B, N)
+        return (row * N + item)[is_last], weight[is_last]
 
 
 class SKNN(SessionKNN):

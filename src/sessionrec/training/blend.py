@@ -132,12 +132,15 @@ def validation_curve(model, store, batch_size: int, ties: str, device, grid: lis
     ws = torch.tensor(grid, dtype=torch.float64, device=device)
     sums, n, undecided = torch.zeros(len(grid), dtype=torch.float64), 0, 0
     bs = scoring_batch_size(model, batch_size, model.n_items)
+    step, buffers = chunk_rows(model.n_items), {}
     for batch in tqdm(store.iter_batches(bs), total=-(-len(store) // bs), desc=f"weight search ({len(grid)} points)",
                       leave=False):
         batch = batch.to(device)
-        batch_sums, open_pairs = batch_curve(model, model.parts(batch), batch.target, ws, ties, per_part)
-        sums += batch_sums
-        undecided += open_pairs
+        for rows, parts in model.part_chunks(batch, step, buffers):
+            parts = torch.stack([parts[m] for m in range(len(parts))])
+            batch_sums, open_pairs = batch_curve(model, parts, batch.target[rows], ws, ties, per_part)
+            sums += batch_sums
+            undecided += open_pairs
         n += batch.size
     if per_part != 0:
         log.info("weight search: %d points x %d sessions, %.2f%% of the pairs scored over the whole catalogue "
