@@ -38,6 +38,7 @@ from sessionrec.graphs.batch import Batch
 from sessionrec.models import COMPOSITE
 from sessionrec.models.knn import STAN
 from sessionrec.models.layers import mask_padding
+from sessionrec.scoring import matmul_rows
 
 TIE = 1e-9
 EPS = 1e-6  # floor of every normalised score before the log
@@ -82,14 +83,12 @@ class Hybrid(nn.Module):
         N) float64}``, part ``m`` as ``parts(batch)[m, rows]`` holds it, for the parts of ``need`` (all by default;
         the networks' always: the tie-break term averages them).
 
-        Each network encodes the whole batch once and scores the catalogue for a span of rows at a time (a third of
-        ``scoring.matmul_rows`` each, a multiple of ``step``; into a buffer kept in ``buffers`` when the span is
+        Each network encodes the whole batch once and scores the catalogue for a span of rows at a time (the
+        networks share ``scoring.matmul_rows``; a multiple of ``step``; into a buffer kept in ``buffers`` when it is
         shorter than the batch, as ``scoring.score_chunks`` does for one network): at 200k products a scoring matmul
         over 10 rows ran at a third of its speed over 512, and was a third of a hybrid scoring pass. STAN scores the
         whole batch once as sparse terms, made dense one chunk at a time, and the repeat indicators are made per
         chunk, so no float64 ``(rows, N)`` array is larger than a chunk's."""
-        from sessionrec.scoring import matmul_rows  # late: scoring imports nothing of the models
-
         M, N, B = len(self.nets), self.n_items, batch.size
         need = set(range(M + 3)) if need is None else set(need) | set(range(M))
         hs = [net.encode(batch) for net in self.nets]
