@@ -29,9 +29,9 @@ import json, resource, sys, time
 sys.path.insert(0, {here!r})
 from pathlib import Path
 import torch
+from dataclasses import asdict
 from training_step import KNOBS
-HYBRID_KNOBS = {{"hybrid_nets": ["gru4rec", "srgnn", "graph_with_embeddings_and_attention"], "knn_k": 100,
-                "knn_sample_size": 0, "stan_lambda_spw": 1.02, "stan_lambda_snh": 5.0, "stan_lambda_inh": 2.05}}
+from sessionrec.params import ModelParams
 from sessionrec.graphs.store import GraphStore
 from sessionrec.models import build_model
 from sessionrec.models.registry import model_config
@@ -39,7 +39,7 @@ from sessionrec.scoring import evaluate_test
 name, n_items, batch_size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 store = GraphStore(Path(sys.argv[1]))
 torch.manual_seed(0)
-knobs = {{**KNOBS, **HYBRID_KNOBS}}
+knobs = {{**asdict(ModelParams()), **KNOBS}}  # the hybrid's networks and STAN's knobs at their defaults
 model = build_model(model_config(name, n_items, knobs)).eval()
 if name == "hybrid":  # STAN fitted on drawn clicks (20 per product, one a second before the test's), the weights given
     import numpy as np

@@ -48,6 +48,17 @@ def scoring_batch_size(model, batch_size: int, n_items: int) -> int:
     return batch_size if chunked else min(batch_size, chunk_rows(n_items))
 
 
+def reused_buffer(buffers: dict | None, key: str, rows: int, n_items: int, device) -> torch.Tensor:
+    """A float32 ``(rows, n_items)`` scoring buffer kept in ``buffers[key]`` for every span of every batch (a fresh
+    one would page-fault each time), made anew only when the kept one is too short or elsewhere."""
+    buf = None if buffers is None else buffers.get(key)
+    if buf is None or buf.shape[0] < rows or buf.device != device:
+        buf = torch.empty(rows, n_items, device=device)
+        if buffers is not None:
+            buffers[key] = buf
+    return buf
+
+
 def score_chunks(model, batch, n_items: int, buffers: dict | None = None):
     """Yield ``(rows, scores)`` for consecutive row slices of ``batch``: ``scores`` (rows, N) as ``model(batch)``
     gives them (padding at ``-inf``), valid until the next item is drawn. ``buffers``: a dict the caller keeps across
@@ -65,12 +76,7 @@ def score_chunks(model, batch, n_items: int, buffers: dict | None = None):
     h = model.encode(batch)  # (B, d)
     spans = -(-batch.size // matmul_rows(n_items))
     span = -(-batch.size // spans)  # equal spans: a short last one would run the matmul at a fraction of its speed
-    buf = None
-    if span < batch.size:  # one buffer for every span of every batch: a fresh one would page-fault each time
-        buffers = {} if buffers is None else buffers
-        buf = buffers.get("scores")
-        if buf is None or buf.shape[0] < span or buf.device != h.device:
-            buf = buffers["scores"] = torch.empty(span, n_items, device=h.device)
+    buf = reused_buffer(buffers, "scores", span, n_items, h.device) if span < batch.size else None
     for m0 in range(0, batch.size, span):
         hs = h[m0:m0 + span]
         scores = model.score(hs) if buf is None else model.score(hs, out=buf[:hs.shape[0]])

@@ -38,7 +38,7 @@ from sessionrec.graphs.batch import Batch
 from sessionrec.models import COMPOSITE
 from sessionrec.models.knn import STAN
 from sessionrec.models.layers import mask_padding
-from sessionrec.scoring import matmul_rows
+from sessionrec.scoring import matmul_rows, reused_buffer
 
 TIE = 1e-9
 EPS = 1e-6  # floor of every normalised score before the log
@@ -85,10 +85,11 @@ class Hybrid(nn.Module):
 
         Each network encodes the whole batch once and scores the catalogue for a span of rows at a time (the
         networks share ``scoring.matmul_rows``; a multiple of ``step``; into a buffer kept in ``buffers`` when it is
-        shorter than the batch, as ``scoring.score_chunks`` does for one network): at 200k products a scoring matmul
-        over 10 rows ran at a third of its speed over 512, and was a third of a hybrid scoring pass. STAN scores the
-        whole batch once as sparse terms, made dense one chunk at a time, and the repeat indicators are made per
-        chunk, so no float64 ``(rows, N)`` array is larger than a chunk's."""
+        shorter than the batch, as ``scoring.score_chunks`` does for one network): at 200k products, where a chunk is
+        10 rows, a scoring matmul runs at 27 GFLOP/s over 11 rows and 86-112 over 128-512 into a buffer
+        (docs/speed.md, ``benchmarks/speed/scoring_chunks.py``). STAN scores the whole batch once as sparse terms,
+        made dense one chunk at a time, and the repeat indicators are made per chunk, so no float64 ``(rows, N)``
+        array is larger than a chunk's."""
         M, N, B = len(self.nets), self.n_items, batch.size
         need = set(range(M + 3)) if need is None else set(need) | set(range(M))
         hs = [net.encode(batch) for net in self.nets]
@@ -98,17 +99,12 @@ class Hybrid(nn.Module):
             clicks = batch.item[batch.alias[batch.mask]]  # (clicks,), rows ascending like ``at``
             last = batch.item[batch.last]
         span = step * max(1, matmul_rows(N) // M // step)
-        bufs = None
-        if span < B:
-            bufs = (buffers if buffers is not None else {}).get("hybrid")
-            if bufs is None or bufs[0].shape[0] < span or bufs[0].device != hs[0].device:
-                bufs = [torch.empty(span, N, device=hs[0].device) for _ in hs]
-                if buffers is not None:
-                    buffers["hybrid"] = bufs
+        bufs = [reused_buffer(buffers, f"hybrid-{m}", span, N, h.device) if span < B else None
+                for m, h in enumerate(hs)]
         for s0 in range(0, B, span):
             s1 = min(s0 + span, B)
-            zs = [net.score(h[s0:s1], out=None if bufs is None else buf[:s1 - s0])
-                  for net, h, buf in zip(self.nets, hs, bufs or [None] * M)]
+            zs = [net.score(h[s0:s1], out=None if buf is None else buf[:s1 - s0])
+                  for net, h, buf in zip(self.nets, hs, bufs)]
             for r0 in range(s0, s1, step):
                 r1 = min(r0 + step, s1)
                 parts = {m: torch.softmax(z[r0 - s0:r1 - s0].double(), dim=-1) for m, z in enumerate(zs)}
@@ -135,11 +131,16 @@ class Hybrid(nn.Module):
         """What the pooling needs from ``parts`` (M + 3, B, N), once per batch: their logs, and the tie-break term
         (the networks' mean probability). Elementwise, so any selection of items (``parts`` (M + 3, B, C)) gets the
         values the whole catalogue's would have there."""
-        nets = parts[:-1 - len(REPEAT_PARTS)]
-        total = nets[0]
-        for p in nets[1:]:
+        return torch.log(parts + EPS), Hybrid.tie_term(parts[:-1 - len(REPEAT_PARTS)])
+
+    @staticmethod
+    def tie_term(probs) -> torch.Tensor:
+        """The tie-break term from the networks' probabilities ``probs`` (M, ...; a tensor or a list): ``TIE`` times
+        their mean, summed in network order."""
+        total = probs[0]
+        for p in probs[1:]:
             total = total + p
-        return torch.log(parts + EPS), TIE * (total / len(nets))
+        return TIE * (total / len(probs))
 
     @staticmethod
     def weighted_sum(w: torch.Tensor, logs: torch.Tensor) -> torch.Tensor:
@@ -175,20 +176,17 @@ class Hybrid(nn.Module):
         ``part_chunks`` (``scoring.score_chunks`` reads a hybrid so). Pooled as ``pool(*pool_inputs(parts),
         weights)`` bit for bit, without what a zero weight leaves out: a part of weight 0 adds ``0 * log(p + eps)``,
         an exact zero (the log is finite), so its log is not taken, STAN and the repeat indicators are not made when
-        their weights are 0, and nothing is stacked. The weights chosen at 126k products leave three of six parts
-        out: py-spy gave the logs of all six 28% of a scoring pass and the stacking 16%. Parts of non-zero weight
-        are summed in part order, as ``weighted_sum`` does (tests/test_models.py compares the two)."""
+        their weights are 0, and nothing is stacked: each of these is a pass over float64 ``(rows, N)`` arrays, and
+        the weights chosen at 126k products leave three of six parts out. Parts of non-zero weight are summed in part
+        order, as ``weighted_sum`` does (tests/test_models.py compares the two)."""
         w = self.weights
         active = [m for m in range(len(self.part_names)) if w[m] != 0]
         for rows, parts in self.part_chunks(batch, step, buffers, need=active):
-            total = parts[0]
-            for m in range(1, len(self.nets)):
-                total = total + parts[m]
             out = None
             for m in active:
                 term = w[m] * torch.log(parts[m] + EPS)
                 out = term if out is None else out + term
-            yield rows, mask_padding(out + TIE * (total / len(self.nets)))
+            yield rows, mask_padding(out + self.tie_term([parts[m] for m in range(len(self.nets))]))
 
     def forward(self, batch: Batch) -> torch.Tensor:
         (_, scores), = self.score_chunks(batch, batch.size)
