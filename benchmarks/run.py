@@ -398,9 +398,10 @@ def table(results: dict) -> str:
                      f"{so['ratio']}x"])
     data = results.get("pipeline", {}).get("data", {})
     n, of = data.get("train_examples_per_epoch"), data.get("graph_examples", {}).get("train")
-    capped = f" (one epoch of {n:,} of the {of:,} examples)" if n and of and n < of else ""
     v, of_val = data.get("val_examples"), data.get("graph_examples", {}).get("val")
-    capped += f" (chosen on {v:,} of the {of_val:,} validation examples)" if v and of_val and v < of_val else ""
+    notes = ([f"one epoch of {n:,} of the {of:,} examples"] if n and of and n < of else []) + \
+        ([f"chosen on {v:,} of the {of_val:,} validation examples"] if v and of_val and v < of_val else [])
+    capped = f" ({'; '.join(notes)})" if notes else ""
     for stage, r in results.get("pipeline", {}).items():
         if stage != "data":
             disk = f", {r['tmp_peak_mib']:,} MiB temp disk" if "tmp_peak_mib" in r else ""
