@@ -107,7 +107,8 @@ class Hybrid(nn.Module):
                   for net, h, buf in zip(self.nets, hs, bufs)]
             for r0 in range(s0, s1, step):
                 r1 = min(r0 + step, s1)
-                parts = {m: torch.softmax(z[r0 - s0:r1 - s0].double(), dim=-1) for m, z in enumerate(zs)}
+                # cast inside the softmax: the same bits as softmax(z.double()), one float64 copy fewer
+                parts = {m: torch.softmax(z[r0 - s0:r1 - s0], dim=-1, dtype=torch.float64) for m, z in enumerate(zs)}
                 if terms is not None:
                     k = self.knn.dense(terms, r0, r1, hs[0].device).double().clamp_min(0.0)  # padding -inf -> 0
                     parts[M] = k / k.amax(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -136,11 +137,11 @@ class Hybrid(nn.Module):
     @staticmethod
     def tie_term(probs) -> torch.Tensor:
         """The tie-break term from the networks' probabilities ``probs`` (M, ...; a tensor or a list): ``TIE`` times
-        their mean, summed in network order."""
-        total = probs[0]
-        for p in probs[1:]:
-            total = total + p
-        return TIE * (total / len(probs))
+        their mean, summed in network order (in place after the first sum: the same bits, fewer float64 arrays)."""
+        total = probs[0] + probs[1] if len(probs) > 1 else probs[0].clone()
+        for p in probs[2:]:
+            total += p
+        return total.div_(len(probs)).mul_(TIE)
 
     @staticmethod
     def weighted_sum(w: torch.Tensor, logs: torch.Tensor) -> torch.Tensor:
@@ -178,15 +179,18 @@ class Hybrid(nn.Module):
         an exact zero (the log is finite), so its log is not taken, STAN and the repeat indicators are not made when
         their weights are 0, and nothing is stacked: each of these is a pass over float64 ``(rows, N)`` arrays, and
         the weights chosen at 126k products leave three of six parts out. Parts of non-zero weight are summed in part
-        order, as ``weighted_sum`` does (tests/test_models.py compares the two)."""
+        order, as ``weighted_sum`` does (tests/test_models.py compares the two). The chunk's parts are not read again,
+        so each term is made in place in its part's array (the same operations, so the same bits: at 200k products
+        these float64 passes, not the matmul, are most of the hybrid's scoring)."""
         w = self.weights
         active = [m for m in range(len(self.part_names)) if w[m] != 0]
         for rows, parts in self.part_chunks(batch, step, buffers, need=active):
+            tie = self.tie_term([parts[m] for m in range(len(self.nets))])  # before the logs overwrite the parts
             out = None
             for m in active:
-                term = w[m] * torch.log(parts[m] + EPS)
-                out = term if out is None else out + term
-            yield rows, mask_padding(out + self.tie_term([parts[m] for m in range(len(self.nets))]))
+                term = parts[m].add_(EPS).log_().mul_(w[m])  # w[m] * log(parts[m] + EPS)
+                out = term if out is None else out.add_(term)
+            yield rows, mask_padding(out.add_(tie))
 
     def forward(self, batch: Batch) -> torch.Tensor:
         (_, scores), = self.score_chunks(batch, batch.size)
