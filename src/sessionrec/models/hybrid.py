@@ -180,8 +180,8 @@ class Hybrid(nn.Module):
         their weights are 0, and nothing is stacked: each of these is a pass over float64 ``(rows, N)`` arrays, and
         the weights chosen at 126k products leave three of six parts out. Parts of non-zero weight are summed in part
         order, as ``weighted_sum`` does (tests/test_models.py compares the two). The chunk's parts are not read again,
-        so each term is made in place in its part's array (the same operations, so the same bits: at 200k products
-        these float64 passes, not the matmul, are most of the hybrid's scoring)."""
+        so each term is made in place in its part's array: the same operations, so the same bits, with fewer float64
+        ``(rows, N)`` arrays made and filled (CHANGELOG: median 1.15x at 200k products)."""
         w = self.weights
         active = [m for m in range(len(self.part_names)) if w[m] != 0]
         for rows, parts in self.part_chunks(batch, step, buffers, need=active):
