@@ -231,8 +231,9 @@ def fit(model, train: GraphStore | None, val: GraphStore, cfg: TrainConfig, live
         metrics = validate(model, val, cfg, device)
         t3 = time.perf_counter()
         log.info("%s: fitted on the training clicks in %.1fs, %sa validation pass over %d examples in %.1fs "
-                 "(%.0f a minute)", type(model).__name__, t1 - t0, f"weights chosen in {t2 - t1:.1f}s, " if curve else "",
-                 len(val), t3 - t2, 60 * len(val) / max(t3 - t2, 1e-9))
+                 "(%.0f a minute)", type(model).__name__, t1 - t0,
+                 f"weights chosen in {t2 - t1:.1f}s, " if curve else "", len(val), t3 - t2,
+                 60 * len(val) / max(t3 - t2, 1e-9))
         if curve:
             log.info("weights chosen on validation: %s -> val R@20 %.4f, MRR@20 %.4f (best 5 of %d: %s)",
                      dict(zip(model.part_names, model.weights.tolist())), metrics["R@20"], metrics["MRR@20"],
