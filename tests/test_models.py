@@ -87,6 +87,25 @@ def test_the_weight_search_counts_exactly_what_the_full_catalogue_counts(planted
     assert fast == full and len(set(full.values())) > 5  # the points differ: a real curve
 
 
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_hybrid_tie_term_is_the_networks_mean_and_leaves_them_untouched(m):
+    """``Hybrid.tie_term`` sums in place after its first sum: it must equal ``TIE`` times the plain mean, bit for bit,
+    from a list or a stacked tensor, and never write into the probabilities it is given (the pooling takes their
+    logs afterwards)."""
+    from sessionrec.models.hybrid import TIE, Hybrid
+
+    torch.manual_seed(m)
+    probs = torch.softmax(torch.randn(m, 4, 50, dtype=torch.float64), dim=-1)
+    kept = probs.clone()
+    total = probs[0]
+    for p in probs[1:]:
+        total = total + p
+    expected = TIE * (total / m)
+    assert torch.equal(Hybrid.tie_term(list(probs)), expected)
+    assert torch.equal(Hybrid.tie_term(probs), expected)
+    assert torch.equal(probs, kept)
+
+
 @pytest.mark.parametrize("weights", [(0.2, 0.3, 0.1, 0.25, 0.15), (0.0, 0.6, 0.4, 0.0, 0.0), (0.5, 0.0, 0.0, 0.0, 0.5),
                                      (-0.0, -0.0, -0.0, 0.8, 0.2), (0.0, 0.0, 1.0, 0.0, 0.0)])
 def test_hybrid_scores_are_the_pooled_parts_bit_for_bit_whichever_weights_are_zero(planted, weights):
