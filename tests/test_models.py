@@ -49,6 +49,18 @@ def test_hybrid_learns_the_planted_map_from_its_networks_and_weights_chosen_on_v
     assert_within_bounds("hybrid_planted_map", CHECKS["hybrid_planted_map"](0, tmp_path))
 
 
+def fitted_hybrid(planted, weights=None):
+    """The default hybrid (untrained networks, seed 0) with STAN fitted on the planted training clicks, in eval mode,
+    with ``weights`` if given."""
+    (_, events), _, _ = planted
+    torch.manual_seed(0)
+    model = build_model(config("hybrid"))
+    model.fit_events(events["session"], events["item"], events["ts"])
+    if weights is not None:
+        model.weights.copy_(torch.tensor(weights, dtype=torch.float64))
+    return model.eval()
+
+
 def test_hybrid_weights_are_the_best_point_of_the_validation_curve(planted):
     (_, events), val, _ = planted
     cfg = train_config(0, epochs=1, patience=1)
@@ -74,11 +86,8 @@ def test_the_weight_search_counts_exactly_what_the_full_catalogue_counts(planted
     the zeros signed as the second stage's scaling makes them)."""
     from sessionrec.training.blend import simplex_grid, validation_curve
 
-    (_, events), val, _ = planted
-    torch.manual_seed(0)
-    model = build_model(config("hybrid"))
-    model.fit_events(events["session"], events["item"], events["ts"])
-    model.eval()
+    _, val, _ = planted
+    model = fitted_hybrid(planted)
     grid = [(*u, 0.0, 0.0) for u in simplex_grid(3, 5)] + [(0.3, 0.2, 0.1, a / 5, b / 5) for a in range(3)
                                                              for b in range(3 - a)]
     grid += [(0.0, 0.0, 0.0, 1.0, 0.0), (-0.0, -0.0, -0.0, 0.8, 0.2), (0.0, 0.0, 0.0, 0.0, 1.0)]
@@ -111,12 +120,8 @@ def test_hybrid_tie_term_is_the_networks_mean_and_leaves_them_untouched(m):
 def test_hybrid_scores_are_the_pooled_parts_bit_for_bit_whichever_weights_are_zero(planted, weights):
     """``Hybrid.forward`` leaves out the parts of weight 0 (their logs, STAN, the repeat indicators): its scores are
     ``pool(*pool_inputs(parts))``'s, the weight search's reference, bit for bit."""
-    (_, events), _, test = planted
-    torch.manual_seed(0)
-    model = build_model(config("hybrid"))
-    model.fit_events(events["session"], events["item"], events["ts"])
-    model.weights.copy_(torch.tensor(weights, dtype=torch.float64))
-    model.eval()
+    _, _, test = planted
+    model = fitted_hybrid(planted, weights)
     batch = test.batch(np.arange(len(test)))
     with torch.no_grad():
         want = model.pool(*model.pool_inputs(model.parts(batch)), model.weights)
@@ -130,12 +135,8 @@ def test_hybrid_scores_in_chunks_what_it_scores_whole(planted, monkeypatch):
     rounding) the same to float rounding and the same top 10; the weight search's parts likewise."""
     from sessionrec import scoring
 
-    (_, events), _, test = planted
-    torch.manual_seed(0)
-    model = build_model(config("hybrid"))
-    model.fit_events(events["session"], events["item"], events["ts"])
-    model.weights.copy_(torch.tensor((0.2, 0.0, 0.1, 0.4, 0.3), dtype=torch.float64))
-    model.eval()
+    _, _, test = planted
+    model = fitted_hybrid(planted, (0.2, 0.0, 0.1, 0.4, 0.3))
     batch = test.batch(np.arange(17))
     with torch.no_grad():
         whole, parts = model(batch), model.parts(batch)
@@ -152,6 +153,29 @@ def test_hybrid_scores_in_chunks_what_it_scores_whole(planted, monkeypatch):
                              for _, p in model.part_chunks(batch, 2, {})], dim=1)
         torch.testing.assert_close(stacked, parts, rtol=1e-5, atol=1e-7)
         assert torch.equal(stacked[2:], parts[2:])  # STAN and the repeat indicators exactly
+
+
+@pytest.mark.parametrize("step, fine", [(2, 1), (5, 2), (17, 4)])
+def test_hybrid_pools_a_few_rows_at_a_time_and_yields_the_same_chunks_bit_for_bit(planted, monkeypatch, step, fine):
+    """With ``POOL_BUDGET`` under a chunk's rows (as at 200k products: 2 rows of 10), ``score_chunks`` pools ``fine``
+    rows at a time into one reused buffer and still yields chunks of ``step`` rows, each the whole batch's rows bit for
+    bit, every part and the repeat indicators included; the buffer is reused, not made per chunk."""
+    from sessionrec.models import hybrid
+
+    _, _, test = planted
+    model = fitted_hybrid(planted, (0.2, 0.1, 0.3, 0.25, 0.15))
+    batch = test.batch(np.arange(17))
+    with torch.no_grad():
+        whole = model(batch)
+        monkeypatch.setattr(hybrid, "POOL_BUDGET", fine * (N_ITEMS + 1))
+        assert hybrid.pool_rows(N_ITEMS + 1, step) == fine
+        seen = [r.stop - r.start for r, _ in model.part_chunks(batch, step, fine=fine)]
+        assert max(seen) == fine and sum(seen) == 17
+        buffers = {}
+        chunks = [(r, s.clone(), s.data_ptr()) for r, s in model.score_chunks(batch, step, buffers)]
+    assert [r.stop - r.start for r, _, _ in chunks] == [step] * (17 // step) + [17 % step] * (17 % step > 0)
+    assert torch.equal(torch.cat([s for _, s, _ in chunks]), whole)
+    assert buffers["hybrid-pool"].dtype == torch.float64 and len({p for _, _, p in chunks}) == 1
 
 
 def test_hybrid_repeat_parts_lift_the_sessions_own_items_when_validation_says_so(tmp_path):

@@ -1,11 +1,15 @@
-"""The three choices of ``sessionrec.scoring`` at 200k products, each against what it replaces, side by side:
+"""The choices of ``sessionrec.scoring`` (and the hybrid's pooling) at 200k products, each against what it replaces,
+side by side:
 
 * rank counts: two boolean sums over the catalogue against one top-20 pass (ms per example);
 * the scoring matmul by rows: into a fresh ``(rows, N)`` array against a reused buffer (GFLOP/s);
 * the chunk the loss and metrics read: rows per chunk against test examples per minute of the whole loop (matmul
   into a reused 512-row buffer, then top-20 and cross-entropy per chunk);
 * the top 20 of a 10-row chunk in cache: ``topk`` against ``metrics.top_n`` (the 20 blocks of 128 with the largest
-  maxima), with a bare maximum (``amax``) for scale (ms per 512 rows).
+  maxima), with a bare maximum (``amax``) for scale (ms per 512 rows);
+* the hybrid's float64 pooling (``Hybrid.score_chunks``: three networks' softmax, a STAN part, the tie-break term,
+  three weighted logs summed, into one output array) by rows pooled at once, at ``--items`` and at 4k products (ms
+  per row; ``hybrid.POOL_BUDGET`` chooses the rows).
 
     python benchmarks/speed/scoring_chunks.py [--items 200000]
 
@@ -21,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from sessionrec.metrics import top_n
+from sessionrec.models.hybrid import EPS, Hybrid, pool_rows
 
 
 def per_call(f, n: int) -> float:
@@ -77,6 +82,33 @@ def main() -> None:
     assert torch.equal(top_n(chunk, 20)[1], chunk.topk(20, dim=1).indices)
     print(f"top 20 of 10-row chunks, ms per 512 rows: topk {t_topk:.1f}, top_n {t_blocks:.1f} "
           f"({t_topk / t_blocks:.1f}x), amax {t_amax:.1f}")
+
+    for n_items, choices in ((N, (10, 6, 4, 2, 1)), (4000, (512, 256, 128, 64, 32))):
+        print(f"the hybrid's pooling at {n_items:,} products: rows at once, ms per row "
+              f"(pool_rows chooses {pool_rows(n_items, choices[0])})")
+        for r in choices:
+            print(f"  {r:4d}  {pooling_per_row(n_items, r, 12 * choices[0]):.3f}")
+
+
+def pooling_per_row(n_items: int, rows: int, total: int) -> float:
+    """Milliseconds per row of ``Hybrid.score_chunks``' pooling over ``total`` rows made ``rows`` at a time."""
+    zs = [torch.randn(total, n_items) for _ in range(3)]
+    stan = torch.rand(total, n_items, dtype=torch.float64)
+    w = torch.tensor([0.1, 0.6, 0.3], dtype=torch.float64)
+    out = torch.empty(total, n_items, dtype=torch.float64)
+
+    def pool() -> None:
+        for r0 in range(0, total, rows):
+            parts = [torch.softmax(z[r0:r0 + rows], dim=-1, dtype=torch.float64) for z in zs] + [stan[r0:r0 + rows]]
+            tie = Hybrid.tie_term(parts[:3])
+            parts[3] = parts[3].clone()
+            acc = None
+            for m, wm in zip((0, 1, 3), w):
+                term = parts[m].add_(EPS).log_().mul_(wm)
+                acc = term if acc is None else acc.add_(term)
+            torch.add(acc, tie, out=out[r0:r0 + rows])
+
+    return min(per_call(pool, 1) for _ in range(3)) / total * 1e3
 
 
 if __name__ == "__main__":

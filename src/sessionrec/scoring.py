@@ -10,7 +10,8 @@ At a large catalogue a batch's ``(B, N)`` scores do not fit in cache (at 200k pr
 * the loss and the metrics read ``chunk_rows`` sessions at a time (8 MB of scores, which stay in cache between the
   top-K pass, the loss and the target's score);
 * the hybrid (a model with ``score_chunks``) chunks its own: its networks encode the whole batch and score it in
-  spans, its float64 parts are made ``chunk_rows`` sessions at a time (``Hybrid.part_chunks``);
+  spans, its float64 parts are made and pooled a few rows at a time (``hybrid.pool_rows``: 2 at 200k products) and
+  handed on ``chunk_rows`` sessions at a time;
 * a model with neither (session-kNN) is given batches of at most ``chunk_rows`` sessions: its forward makes all of
   a batch's scores at once.
 
@@ -48,12 +49,13 @@ def scoring_batch_size(model, batch_size: int, n_items: int) -> int:
     return batch_size if chunked else min(batch_size, chunk_rows(n_items))
 
 
-def reused_buffer(buffers: dict | None, key: str, rows: int, n_items: int, device) -> torch.Tensor:
-    """A float32 ``(rows, n_items)`` scoring buffer kept in ``buffers[key]`` for every span of every batch (a fresh
-    one would page-fault each time), made anew only when the kept one is too short or elsewhere."""
+def reused_buffer(buffers: dict | None, key: str, rows: int, n_items: int, device,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A ``(rows, n_items)`` scoring buffer kept in ``buffers[key]`` for every span of every batch (a fresh one would
+    page-fault each time), made anew only when the kept one is too short or elsewhere."""
     buf = None if buffers is None else buffers.get(key)
-    if buf is None or buf.shape[0] < rows or buf.device != device:
-        buf = torch.empty(rows, n_items, device=device)
+    if buf is None or buf.shape[0] < rows or buf.device != device or buf.dtype != dtype:
+        buf = torch.empty(rows, n_items, device=device, dtype=dtype)
         if buffers is not None:
             buffers[key] = buf
     return buf

@@ -43,6 +43,16 @@ from sessionrec.scoring import matmul_rows, reused_buffer
 TIE = 1e-9
 EPS = 1e-6  # floor of every normalised score before the log
 REPEAT_PARTS = ("repeat_last", "repeat_earlier")
+# float64 entries of each part pooled at once (4 MB): the parts of a few rows stay in the 32 MB L3 cache between the
+# pooling's passes. At 200k products a pooling of 3 networks and STAN over 10 rows at a time (``chunk_rows``) took
+# 3.2 ms a row, over 2-4 rows 2.2; at 4k products 0.13 ms a row over 512 rows, 0.04 over 32-128 (one run of each
+# size on the 2-core machine of docs/speed.md; the evaluate benchmark measures the whole, CHANGELOG)
+POOL_BUDGET = 1 << 19
+
+
+def pool_rows(n_items: int, step: int) -> int:
+    """Rows whose float64 parts are pooled at once: ``POOL_BUDGET`` entries, at least 1, at most ``step``."""
+    return max(1, min(step, POOL_BUDGET // max(n_items, 1)))
 
 
 class Hybrid(nn.Module):
@@ -78,10 +88,11 @@ class Hybrid(nn.Module):
         return nn.Module.load_state_dict(self, {**rest, **{f"knn.{k}": v for k, v in self.knn.state_dict().items()}},
                                          strict=strict, assign=assign)
 
-    def part_chunks(self, batch: Batch, step: int, buffers: dict | None = None, need=None):
+    def part_chunks(self, batch: Batch, step: int, buffers: dict | None = None, need=None, fine: int | None = None):
         """Yield ``(rows, parts)`` for consecutive slices of at most ``step`` rows of ``batch``: ``parts`` ``{m: (rows,
         N) float64}``, part ``m`` as ``parts(batch)[m, rows]`` holds it, for the parts of ``need`` (all by default;
-        the networks' always: the tie-break term averages them).
+        the networks' always: the tie-break term averages them). With ``fine``, each slice of ``step`` rows comes as
+        consecutive slices of at most ``fine`` rows (the networks' spans, so their scores, are ``step``'s).
 
         Each network encodes the whole batch once and scores the catalogue for a span of rows at a time (the
         networks share ``scoring.matmul_rows``; a multiple of ``step``; into a buffer kept in ``buffers`` when it is
@@ -105,21 +116,24 @@ class Hybrid(nn.Module):
             s1 = min(s0 + span, B)
             zs = [net.score(h[s0:s1], out=None if buf is None else buf[:s1 - s0])
                   for net, h, buf in zip(self.nets, hs, bufs)]
-            for r0 in range(s0, s1, step):
-                r1 = min(r0 + step, s1)
-                # cast inside the softmax: the same bits as softmax(z.double()), one float64 copy fewer
-                parts = {m: torch.softmax(z[r0 - s0:r1 - s0], dim=-1, dtype=torch.float64) for m, z in enumerate(zs)}
-                if terms is not None:
-                    k = self.knn.dense(terms, r0, r1, hs[0].device).double().clamp_min(0.0)  # padding -inf -> 0
-                    parts[M] = k / k.amax(dim=-1, keepdim=True).clamp_min(1e-12)
-                if need & {M + 1, M + 2}:
-                    clicked = torch.zeros(r1 - r0, N, dtype=torch.float64, device=hs[0].device)
-                    a, b = torch.searchsorted(at, torch.tensor([r0, r1], device=at.device)).tolist()
-                    clicked[at[a:b] - r0, clicks[a:b]] = 1.0
-                    ind = torch.zeros_like(clicked)
-                    ind[torch.arange(r1 - r0, device=ind.device), last[r0:r1]] = 1.0
-                    parts[M + 1], parts[M + 2] = ind, clicked - ind
-                yield slice(r0, r1), parts
+            for c0 in range(s0, s1, step):
+                c1 = min(c0 + step, s1)
+                for r0 in range(c0, c1, fine or step):
+                    r1 = min(r0 + (fine or step), c1)
+                    # cast inside the softmax: the same bits as softmax(z.double()), one float64 copy fewer
+                    parts = {m: torch.softmax(z[r0 - s0:r1 - s0], dim=-1, dtype=torch.float64)
+                             for m, z in enumerate(zs)}
+                    if terms is not None:
+                        k = self.knn.dense(terms, r0, r1, hs[0].device).double().clamp_min(0.0)  # padding -inf -> 0
+                        parts[M] = k / k.amax(dim=-1, keepdim=True).clamp_min(1e-12)
+                    if need & {M + 1, M + 2}:
+                        clicked = torch.zeros(r1 - r0, N, dtype=torch.float64, device=hs[0].device)
+                        a, b = torch.searchsorted(at, torch.tensor([r0, r1], device=at.device)).tolist()
+                        clicked[at[a:b] - r0, clicks[a:b]] = 1.0
+                        ind = torch.zeros_like(clicked)
+                        ind[torch.arange(r1 - r0, device=ind.device), last[r0:r1]] = 1.0
+                        parts[M + 1], parts[M + 2] = ind, clicked - ind
+                    yield slice(r0, r1), parts
 
     def parts(self, batch: Batch) -> torch.Tensor:
         """(M + 3, B, N) float64: each network's probabilities, STAN's scores over their row maximum, then the
@@ -181,16 +195,29 @@ class Hybrid(nn.Module):
         the weights chosen at 126k products leave three of six parts out. Parts of non-zero weight are summed in part
         order, as ``weighted_sum`` does (tests/test_models.py compares the two). The chunk's parts are not read again,
         so each term is made in place in its part's array: the same operations, so the same bits, with fewer float64
-        ``(rows, N)`` arrays made and filled (CHANGELOG: median 1.15x at 200k products)."""
+        ``(rows, N)`` arrays made and filled (CHANGELOG: median 1.15x at 200k products). The parts are made and pooled
+        ``pool_rows`` rows at a time, into a ``(step, N)`` float64 buffer (kept in ``buffers``) yielded whole: the
+        elementwise passes then read and write arrays that stay in cache, and the consumer still reads ``step`` rows
+        at a time."""
         w = self.weights
         active = [m for m in range(len(self.part_names)) if w[m] != 0]
-        for rows, parts in self.part_chunks(batch, step, buffers, need=active):
+        B, N = batch.size, self.n_items
+        fine = pool_rows(N, step)
+        out = None if fine == step else reused_buffer(buffers, "hybrid-pool", min(step, B), N, batch.target.device,
+                                                       torch.float64)
+        for rows, parts in self.part_chunks(batch, step, buffers, need=active, fine=fine):
             tie = self.tie_term([parts[m] for m in range(len(self.nets))])  # before the logs overwrite the parts
-            out = None
+            total = None
             for m in active:
                 term = parts[m].add_(EPS).log_().mul_(w[m])  # w[m] * log(parts[m] + EPS)
-                out = term if out is None else out.add_(term)
-            yield rows, mask_padding(out.add_(tie))
+                total = term if total is None else total.add_(term)
+            if out is None:
+                yield rows, mask_padding(total.add_(tie))
+                continue
+            c0 = rows.start - rows.start % step  # the slice of ``step`` rows this one belongs to
+            torch.add(total, tie, out=out[rows.start - c0:rows.stop - c0])
+            if rows.stop - c0 == step or rows.stop == B:
+                yield slice(c0, rows.stop), mask_padding(out[:rows.stop - c0])
 
     def forward(self, batch: Batch) -> torch.Tensor:
         (_, scores), = self.score_chunks(batch, batch.size)
