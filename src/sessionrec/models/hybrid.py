@@ -44,9 +44,8 @@ TIE = 1e-9
 EPS = 1e-6  # floor of every normalised score before the log
 REPEAT_PARTS = ("repeat_last", "repeat_earlier")
 # float64 entries of each part pooled at once (4 MB): the parts of a few rows stay in the 32 MB L3 cache between the
-# pooling's passes. At 200k products a pooling of 3 networks and STAN over 10 rows at a time (``chunk_rows``) took
-# 3.2 ms a row, over 2-4 rows 2.2; at 4k products 0.13 ms a row over 512 rows, 0.04 over 32-128 (one run of each
-# size on the 2-core machine of docs/speed.md; the evaluate benchmark measures the whole, CHANGELOG)
+# pooling's passes. At 200k products, pooling 2 rows at a time took 1.8-2.0 ms a row against 2.0-2.9 for 10 (the
+# chunk before) and 2.2-2.6 for 1 (``benchmarks/speed/scoring_chunks.py``; docs/speed.md, "The hybrid's scoring")
 POOL_BUDGET = 1 << 19
 
 
