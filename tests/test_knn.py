@@ -156,6 +156,35 @@ def test_the_cut_and_compact_overlap_change_no_bit(tmp_path, monkeypatch, varian
     assert (scores[False][:, 1:] > 0).any()
 
 
+def test_stan_ranks_a_query_years_from_its_neighbours_as_at_their_time(tmp_path):
+    """STAN's recency factor is common to a query's candidates, so its time only scales its scores. Within 250 days
+    of the newest candidate the scores are session-rec's (the test above); years before (a client's clock, a random
+    split) they used to overflow to inf and NaN, years after (a model served long after its data) to underflow to
+    no neighbour: now both rank as at 250 days, finite and non-zero."""
+    import dataclasses
+
+    rng = np.random.default_rng(5)
+    train = random_sessions(rng, 120, 1_600_000_000)
+    batch = query_batch(tmp_path, random_sessions(rng, 30, 1_600_000_000 + 200 * 3600))
+    model = build_model({"name": "stan", "n_items": N_ITEMS, "knn_k": 7, "knn_sample_size": 15})
+    model.fit_events(*as_events(train))
+    newest = 1_600_000_000 + 400 * 3600  # past every training session's last click
+    day = 86400
+
+    def at(t):
+        with np.errstate(all="raise"):  # no overflow or underflow warning either
+            return model(dataclasses.replace(batch, time=torch.full_like(batch.time, t)))
+
+    near, far_after, far_before = at(newest + 250 * day), at(newest + 10 * 365 * day), at(0)
+    assert torch.equal(far_after, near)  # moved to the same reference: the same bits
+    for s in (near, far_before):
+        assert torch.isfinite(s[:, 1:]).all() and (s[:, 1:] > 0).any(1).all()
+        order = s.argsort(dim=1, descending=True, stable=True)
+        assert torch.equal(order, near.argsort(dim=1, descending=True, stable=True))
+    torch.testing.assert_close(far_before / far_before[:, 1:].amax(1, keepdim=True),
+                               near / near[:, 1:].amax(1, keepdim=True))
+
+
 def test_knn_state_dict_round_trip_and_padding_never_recommended(tmp_path):
     rng = np.random.default_rng(3)
     train, queries = random_sessions(rng, 60, 0), random_sessions(rng, 10, 10**6)

@@ -178,6 +178,24 @@ def test_hybrid_pools_a_few_rows_at_a_time_and_yields_the_same_chunks_bit_for_bi
     assert buffers["hybrid-pool"].dtype == torch.float64 and len({p for _, _, p in chunks}) == 1
 
 
+def test_hybrid_hears_stan_for_a_session_years_after_its_training_data(planted):
+    """Served years after its data, STAN's scores are about e^-50 of their size (``SessionKNN._decay_from``); the
+    hybrid's STAN part, each row over its maximum, is still the part at the data's time (a 1e-12 floor under the
+    maximum used to make it all 0: STAN silent)."""
+    import dataclasses
+
+    _, _, test = planted
+    model = fitted_hybrid(planted)
+    batch = test.batch(np.arange(len(test)))
+    later = dataclasses.replace(batch, time=batch.time + 10 * 365 * 86400)
+    stan = len(model.nets)
+    with torch.no_grad():
+        now, then = model.parts(batch)[stan], model.parts(later)[stan]
+    heard = now.amax(1) == 1
+    assert heard.float().mean() > 0.9 and torch.equal(then.amax(1) == 1, heard)
+    torch.testing.assert_close(then, now, rtol=1e-6, atol=1e-7)
+
+
 def test_hybrid_repeat_parts_lift_the_sessions_own_items_when_validation_says_so(tmp_path):
     """Sessions ``a b a``: the weights chosen on validation put more mass on the earlier-clicks indicator than on
     the last click's, and only with the repeat parts is validation near perfect."""

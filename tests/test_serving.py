@@ -3,6 +3,7 @@
 service (uvicorn on a free loopback port) on a pipeline's output, every endpoint and every bad input."""
 
 import json
+import re
 import sys
 
 import numpy as np
@@ -197,10 +198,16 @@ def test_real_service_on_a_pipeline_output(tmp_path):
 
         bad = [({"events": [], "k": 0}, "k"), ({"events": [], "k": 101}, "k"), ({"events": "x"}, "events"),
                ({"events": [{"product_id": "a"}]}, "product_id"), ({"events": [], "kk": 1}, "kk"),
-               ({"events": [{"product_id": 1}] * 201}, "events"), ({}, "events")]
+               ({"events": [{"product_id": 1}] * 201}, "events"), ({}, "events"),
+               ({"events": [{"product_id": 1, "event_time": 1.7e12}]}, "in milliseconds?"),
+               ({"events": [{"product_id": 1, "event_time": -1}]}, "event_time"),
+               ({"events": [{"product_id": 1, "event_time": "1969-12-31T23:59:59Z"}]}, "event_time")]
         for body, field in bad:
             status, err = call(base, "POST", "/recommend", body)
             assert status == 422 and field in json.dumps(err), (body, err)
+        for raw in (b'{"events": [{"product_id": 1, "event_time": NaN}]}', b'{"events": [], "k": Infinity}'):
+            status, err = call(base, "POST", "/recommend", raw=raw)  # Python's JSON reads them; the echo is text
+            assert status == 422 and ("event_time" if b"NaN" in raw else "'k'") in str(err), (raw, err)
         assert call(base, "POST", "/recommend", raw=b"{not json")[0] == 422
         assert call(base, "POST", "/recommend", raw=b" " * 70000)[0] == 413
         assert call(base, "POST", "/sessions/bad id/events".replace(" ", "%20"), {"product_id": 1})[0] == 422
@@ -227,6 +234,29 @@ def test_real_service_on_a_pipeline_output(tmp_path):
             assert mine["product_id"].tolist() == [r["product_id"] for r in once["items"]]
             assert mine["rank"].tolist() == [r["rank"] for r in once["items"]]
             assert set(mine["strategy"]) <= {once["strategy"]}
+
+
+def test_click_times_are_unix_seconds_or_iso_and_a_time_without_zone_is_utc(monkeypatch):
+    """As ``filter_encode`` reads the data, whatever the server's zone; a time outside 1970-2100 (milliseconds, NaN,
+    a negative number) is refused with a message naming it."""
+    import time
+
+    from pydantic import ValidationError
+
+    from sessionrec.serving.app import Event
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        for t in ("2019-10-01T08:00:00", "2019-10-01 08:00:00Z", "2019-10-01T17:00:00+09:00", 1569916800):
+            assert Event(product_id=1, event_time=t).click().event_time == 1569916800, t
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    for t, says in ((1.5699168e12, "in milliseconds?"), (float("nan"), "nan is not"), (-1, "1970"),
+                    ("2100-01-01T00:00:00Z", "2100")):
+        with pytest.raises(ValidationError, match=re.escape(says)):
+            Event(product_id=1, event_time=t)
 
 
 def test_top_k_equals_a_full_sort_ties_by_index():

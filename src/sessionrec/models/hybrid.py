@@ -42,6 +42,8 @@ from sessionrec.scoring import matmul_rows, reused_buffer
 
 TIE = 1e-9
 EPS = 1e-6  # floor of every normalised score before the log
+TINY = torch.finfo(torch.float64).tiny  # STAN's row maximum's floor: any positive maximum normalises (STAN's scale is
+# e^-50 for a query 250 days after its neighbours, knn.SessionKNN._decay_from); a 1e-12 floor silenced such rows
 REPEAT_PARTS = ("repeat_last", "repeat_earlier")
 # float64 entries of each part pooled at once (4 MB): the parts of a few rows stay in the 32 MB L3 cache between the
 # pooling's passes. At 200k products, pooling 2 rows at a time took 1.8-2.0 ms a row against 2.0-2.9 for 10 (the
@@ -124,7 +126,7 @@ class Hybrid(nn.Module):
                              for m, z in enumerate(zs)}
                     if terms is not None:
                         k = self.knn.dense(terms, r0, r1, hs[0].device).double().clamp_min(0.0)  # padding -inf -> 0
-                        parts[M] = k / k.amax(dim=-1, keepdim=True).clamp_min(1e-12)
+                        parts[M] = k / k.amax(dim=-1, keepdim=True).clamp_min(TINY)  # 0 / TINY = 0: no neighbour
                     if need & {M + 1, M + 2}:
                         clicked = torch.zeros(r1 - r0, N, dtype=torch.float64, device=hs[0].device)
                         a, b = torch.searchsorted(at, torch.tensor([r0, r1], device=at.device)).tolist()

@@ -23,6 +23,10 @@ position :math:`p(i)`) and a training session :math:`n` (its item set :math:`I_n
   - STAN: :math:`d = e^{-|q_n(j) - q_n^*|/\\lambda_{inh}}`, :math:`q_n(j)` the last position of :math:`j` in
     :math:`n`, :math:`q_n^*` the last position in :math:`n` of an item of :math:`s`.
 
+STAN's :math:`t_s` enters a query's scores only as the factor :math:`e^{-t_s/\\lambda_{snh}}` common to all of them,
+so a query over ``DECAY_SPAN`` lambdas (250 days) from its newest candidate is scored as at that distance: the same
+ranking, in floating-point range (``_decay_from``).
+
 Items of the current session can be recommended again (session-rec's ``remind=True`` for V-SKNN and STAN; SKNN scores
 every neighbour item too). Items in no neighbour score 0 and tie; the metrics module scores ties by expectation.
 Shapes: ``forward(batch)`` -> ``(B, N)``; the fitted state is the training sessions' item sequences and last times,
@@ -160,6 +164,23 @@ class SessionKNN(nn.Module):
         scores = np.bincount(key[a:b] - r0 * N, weights=weight[a:b], minlength=(r1 - r0) * N).reshape(r1 - r0, N)
         return mask_padding(torch.from_numpy(scores.astype(np.float32)).to(device))
 
+    DECAY_SPAN = 50  # how many lambda_snh the decay's reference time may lie from a query's newest candidate
+
+    def _decay_from(self, batch: Batch, rows: np.ndarray, t_n: np.ndarray) -> np.ndarray:
+        """STAN's recency reference per candidate pair: the query's time ``t_s``, moved to within ``DECAY_SPAN``
+        lambdas of the newest of its candidates (``rows`` ascending, their last times ``t_n``). A query's decays all
+        share the factor this move changes, so its neighbours, their order and its ranking are those of ``t_s``; only
+        its scores' scale changes, and only for a query over 250 days (at the default 5-day lambda) from every
+        candidate. Without it a query 443 days before its candidates (a client's clock, a ``random`` split) overflowed
+        float32 to inf and NaN, and one ten years after them underflowed to no neighbour at all."""
+        t_s = batch.time.cpu().numpy().astype(np.float64)[rows]
+        if not len(rows):
+            return t_s
+        first = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
+        newest = np.repeat(np.maximum.reduceat(t_n, first), np.diff(np.r_[first, len(rows)]))
+        span = self.DECAY_SPAN * self.snh
+        return np.clip(t_s, newest - span, newest + span)
+
     def terms(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         """Every term of the batch's scores: ``(key, weight)`` with ``key = row * N + product``, rows in order
         (``dense`` sums them into scores)."""
@@ -187,8 +208,9 @@ class SessionKNN(nn.Module):
             sim = ov / q_size[rows]
         else:
             norm = np.sqrt(np.bincount(q["row"], weights=w ** 2, minlength=B))
-            t_query = batch.time.cpu().numpy().astype(np.float64)
-            sim = ov / (norm[rows] * np.sqrt(idx["size"][sess])) * np.exp(-(t_query[rows] - idx["time"][sess]) / self.snh)
+            t_n = idx["time"][sess]
+            sim = ov / (norm[rows] * np.sqrt(idx["size"][sess])) * np.exp(-(self._decay_from(batch, rows, t_n) - t_n)
+                                                                             / self.snh)
         # the k most similar per query (ties: more recent session first)
         order = np.lexsort((-sess, -sim, rows))
         rows, sess, sim = rows[order], sess[order], sim[order]

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
+import math
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
-from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Response
-from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from sessionrec import paths
 from sessionrec.params import ServeParams, load_params
@@ -36,6 +39,7 @@ from sessionrec.serving.sessions import SessionFull, SessionStore
 
 DEMO_PAGE = Path(__file__).parent / "static" / "demo.html"
 SESSION_ID = PathParam(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+LATEST = 4102444800.0  # 2100-01-01 UTC: a click time must be before it (a time in milliseconds is far past it)
 
 
 class Event(BaseModel):
@@ -43,6 +47,19 @@ class Event(BaseModel):
     product_id: StrictInt = Field(ge=0, description="the shop's product id")
     event_time: datetime | float | None = Field(None, description="ISO 8601 or unix seconds; default: now")
     category: str | None = Field(None, max_length=200, description="for a product the catalogue lacks")
+
+    @field_validator("event_time")
+    @classmethod
+    def _between_1970_and_2100(cls, v):
+        """A time without a zone is UTC (as ``filter_encode`` reads one); NaN, infinity, a negative number or one in
+        milliseconds is refused with a message, not turned into a time the models cannot use."""
+        if isinstance(v, datetime) and v.tzinfo is None:
+            v = v.replace(tzinfo=timezone.utc)
+        t = v.timestamp() if isinstance(v, datetime) else v
+        if t is not None and not 0 <= t < LATEST:  # NaN fails the comparison too
+            hint = "; in milliseconds?" if LATEST <= t < 1000 * LATEST else ""
+            raise ValueError(f"{str(v)} is not a time between 1970 and 2100 (unix seconds or ISO 8601){hint}")
+        return v
 
     def click(self) -> Click:
         t = self.event_time.timestamp() if isinstance(self.event_time, datetime) else self.event_time
@@ -126,6 +143,17 @@ def metadata(root: Path, recommender: Recommender, model_params: dict) -> dict:
             "test_metrics": json.loads(test.read_text()) if test.exists() else None}
 
 
+def finite(value):
+    """``value`` (JSON-like) with every NaN or infinite float replaced by its text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
 def create_app(recommender: Recommender, serve: ServeParams, meta: dict | None = None) -> FastAPI:
     app = FastAPI(title="sessionrec", description="session-based next-product recommendations")
     sessions = SessionStore(serve.max_sessions, serve.session_ttl_seconds, serve.max_events)
@@ -138,6 +166,12 @@ def create_app(recommender: Recommender, serve: ServeParams, meta: dict | None =
             raise HTTPException(422, f"events: {n_events} clicks, at most {serve.max_events} (serve.max_events)")
 
     demo = DEMO_PAGE.read_text(encoding="utf-8")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422, with a NaN or an infinity the body held (Python's JSON reads ``NaN``) echoed as text: JSON
+        has no such number, so the default answer failed to render and the client got a 500."""
+        return JSONResponse(status_code=422, content={"detail": finite(jsonable_encoder(exc.errors()))})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def demo_page() -> str:
