@@ -156,6 +156,26 @@ def test_the_cut_and_compact_overlap_change_no_bit(tmp_path, monkeypatch, varian
     assert (scores[False][:, 1:] > 0).any()
 
 
+@pytest.mark.parametrize("variant", ["sknn", "vsknn", "stan"])
+def test_sorting_only_the_candidates_that_can_be_neighbours_changes_no_bit(tmp_path, monkeypatch, variant):
+    """``_may_be_among_k`` drops the candidates below their query's k-th similarity before the sort; the scores are
+    bit for bit those of sorting every candidate, with many equal similarities at the cut (SKNN's Jaccard)."""
+    from sessionrec.models.knn import SessionKNN
+
+    rng = np.random.default_rng(13)
+    train = random_sessions(rng, 400, 1_600_000_000)
+    batch = query_batch(tmp_path, random_sessions(rng, 40, 1_600_000_000 + 500 * 3600))
+    model = build_model({"name": variant, "n_items": N_ITEMS, "knn_k": 5, "knn_sample_size": 60})
+    model.fit_events(*as_events(train))
+    kept = []
+    real = SessionKNN._may_be_among_k
+    monkeypatch.setattr(SessionKNN, "_may_be_among_k", lambda *a: kept.append(real(*a)) or kept[-1])
+    fast = model(batch)
+    assert kept and 0 < kept[0].mean() < 0.5  # it did drop most candidates
+    monkeypatch.setattr(SessionKNN, "_may_be_among_k", lambda self, rows, sim, B: slice(None))
+    assert torch.equal(fast, model(batch)) and (fast[:, 1:] > 0).any()
+
+
 def test_stan_ranks_a_query_years_from_its_neighbours_as_at_their_time(tmp_path):
     """STAN's recency factor is common to a query's candidates, so its time only scales its scores. Within 250 days
     of the newest candidate the scores are session-rec's (the test above); years before (a client's clock, a random
