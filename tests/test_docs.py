@@ -126,4 +126,5 @@ def test_the_filter_encode_phases_are_rendered_from_their_committed_json():
 
 
 def test_the_stan_scale_table_is_rendered_from_its_committed_json():
-    assert_rendered("stan-scale", "stan_scale", speed_script("stan_scale").table, doc="docs/scale.md")
+    for tag, result in (("stan-scale", "stan_scale"), ("stan-scale-select", "stan_scale_select")):
+        assert_rendered(tag, result, speed_script("stan_scale").table, doc="docs/scale.md")
