@@ -176,6 +176,22 @@ def test_sorting_only_the_candidates_that_can_be_neighbours_changes_no_bit(tmp_p
     assert torch.equal(fast, model(batch)) and (fast[:, 1:] > 0).any()
 
 
+def test_sparse_scores_are_the_dense_ones_non_zero_entries_bit_for_bit(tmp_path):
+    """``SessionKNN.sparse`` (the hybrid pools STAN from it) gives every non-zero score of ``dense`` and nothing
+    else, with the same bits, for any slice of rows."""
+    rng = np.random.default_rng(17)
+    model = build_model({"name": "stan", "n_items": N_ITEMS, "knn_k": 9, "knn_sample_size": 30})
+    model.fit_events(*as_events(random_sessions(rng, 200, 1_600_000_000)))
+    batch = query_batch(tmp_path, random_sessions(rng, 30, 1_600_000_000 + 300 * 3600))
+    terms = model.terms(batch)
+    for r0, r1 in ((0, batch.size), (3, 11), (7, 8)):
+        dense = model.dense(terms, r0, r1, "cpu")
+        r, c, k = (torch.from_numpy(a) for a in model.sparse(terms, r0, r1))
+        assert torch.equal(dense[r, c], k) and (k > 0).all()
+        dense[r, c] = 0
+        assert (dense[:, 1:] == 0).all() and torch.isneginf(dense[:, 0]).all()
+
+
 def test_stan_ranks_a_query_years_from_its_neighbours_as_at_their_time(tmp_path):
     """STAN's recency factor is common to a query's candidates, so its time only scales its scores. Within 250 days
     of the newest candidate the scores are session-rec's (the test above); years before (a client's clock, a random

@@ -181,6 +181,16 @@ class SessionKNN(nn.Module):
         span = self.DECAY_SPAN * self.snh
         return np.clip(t_s, newest - span, newest + span)
 
+    def sparse(self, terms: tuple[np.ndarray, np.ndarray], r0: int, r1: int) -> tuple[np.ndarray, ...]:
+        """The non-zero entries of ``dense(terms, r0, r1)`` (padding aside): ``(rows, products, float32 scores)``,
+        rows from 0 at ``r0``, each entry's terms summed in their order as ``dense``'s ``np.bincount`` sums them (one
+        bin per entry here), so the same bits; in (row, product) order."""
+        key, weight = terms
+        a, b = np.searchsorted(key, [r0 * self.n_items, r1 * self.n_items])
+        entry, of = np.unique(key[a:b] - r0 * self.n_items, return_inverse=True)
+        sums = np.bincount(of, weights=weight[a:b], minlength=len(entry))
+        return entry // self.n_items, entry % self.n_items, sums.astype(np.float32)
+
     def terms(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         """Every term of the batch's scores: ``(key, weight)`` with ``key = row * N + product``, rows in order
         (``dense`` sums them into scores)."""
