@@ -1,11 +1,13 @@
 """Evaluation over the full catalogue at 4k and 200k products: test examples per minute and peak memory of
 ``evaluate_test`` (the evaluate stage's code: scores, loss, R@K / MRR@K / NDCG@K with the tie rule, coverage) for
 untrained networks, each in a fresh process with the machine's default threads. ``--models hybrid``: three untrained
-networks, STAN fitted on drawn clicks (20 per product) and the weights of ``--hybrid-weights``.
+networks, STAN fitted on drawn clicks (20 per product; ``--stan-sessions N``: on N REES46-like sessions, whose
+popular products give each query thousands of candidates as the real data does) and the weights of
+``--hybrid-weights``.
 
     python benchmarks/speed/evaluate.py [--sessions 6000] [--models gru4rec graph_with_embeddings_and_attention]
                                         [--items 4000 200000] [--batch-sizes 512] [--baseline REV] [--output F.json]
-                                        [--hybrid-weights W W W W W W]
+                                        [--hybrid-weights W W W W W W] [--stan-sessions N]
 
 With ``--baseline``, an earlier commit's ``src/`` (``git archive``) runs on the same store right after each of ours.
 ``--batch-sizes``: the rows read and encoded at once (``evaluate.batch_size``; validation during training reads with
@@ -41,11 +43,15 @@ store = GraphStore(Path(sys.argv[1]))
 torch.manual_seed(0)
 knobs = {{**asdict(ModelParams()), **KNOBS}}  # the hybrid's networks and STAN's knobs at their defaults
 model = build_model(model_config(name, n_items, knobs)).eval()
-if name == "hybrid":  # STAN fitted on drawn clicks (20 per product, one a second before the test's), the weights given
-    import numpy as np
+if name == "hybrid":  # STAN fitted on drawn clicks (20 per product, one a second before the test's) or on sessions like
+    import numpy as np  # REES46's (--stan-sessions, over the 61 days before the test), the weights given
     rng = np.random.default_rng(0)
-    n = 20 * n_items
-    model.fit_events(np.sort(rng.integers(0, n // 5, n)), rng.integers(1, n_items, n), np.arange(n) - n)
+    if int(sys.argv[6]):
+        from training_step import rees46_like_sessions
+        model.fit_events(*rees46_like_sessions(rng, int(sys.argv[6]), n_items, -61 * 86400, 0))
+    else:
+        n = 20 * n_items
+        model.fit_events(np.sort(rng.integers(0, n // 5, n)), rng.integers(1, n_items, n), np.arange(n) - n)
     model.weights.copy_(torch.tensor(json.loads(sys.argv[5]), dtype=torch.float64))
 t0 = time.perf_counter()
 metrics, _ = evaluate_test(model, store, [1, 5, 10, 20], "expected", batch_size, torch.device("cpu"), n_items)
@@ -89,6 +95,9 @@ def main() -> int:
     ap.add_argument("--hybrid-weights", type=float, nargs=6, default=[0.1, 0.5, 0.0, 0.4, 0.0, 0.0],
                     help="with --models hybrid: its weights (GRU4Rec, SR-GNN, attention GNN, STAN, repeat last, "
                     "repeat earlier; default the ones chosen at 126k products, docs/scale.md)")
+    ap.add_argument("--stan-sessions", type=int, default=0,
+                    help="with --models hybrid: fit STAN on this many REES46-like sessions (power-law popularity, "
+                    "training_step.rees46_like_sessions) instead of 20 uniformly drawn clicks per product")
     ap.add_argument("--baseline", help="a git revision whose src/ runs beside ours")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
@@ -109,7 +118,8 @@ def main() -> int:
                     for code, src in codes.items():
                         rows.append({"code": code, **run_snippet(RUN.format(here=str(HERE)),
                                                                  [store, name, n_items, bs,
-                                                                  json.dumps(args.hybrid_weights)], src)})
+                                                                  json.dumps(args.hybrid_weights),
+                                                                  args.stan_sessions], src)})
                         print(rows[-1], flush=True)
     print(table(rows))
     if args.output:

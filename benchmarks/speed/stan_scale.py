@@ -27,7 +27,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 import contextlib  # noqa: E402
 
 from versions import machine, markdown_table, run_snippet, workspace  # noqa: E402
@@ -35,6 +36,8 @@ from versions import machine, markdown_table, run_snippet, workspace  # noqa: E4
 RUN = """
 import json, resource, sys, time
 import numpy as np
+sys.path.insert(0, HERE_DIR)
+from training_step import rees46_like_sessions
 from sessionrec.graphs.build import build_examples
 from sessionrec.graphs.store import GraphStore
 from sessionrec.models.knn import STAN
@@ -43,16 +46,8 @@ from sessionrec.scoring import chunk_rows
 n_sessions, n_items, n_queries = map(int, sys.argv[1:4])
 rng = np.random.default_rng(0)
 
-popularity = 1.0 / (np.arange(1, n_items) + 10.0)  # rank r drawn with weight 1 / (r + 10): the top product ~1%
-popularity /= popularity.sum()
-
 def sessions(n, t0, t1):
-    lengths = np.minimum(2 + rng.geometric(0.45, n), 50)
-    session = np.repeat(np.arange(n), lengths)
-    item = rng.choice(n_items - 1, len(session), p=popularity) + 1
-    start = np.sort(rng.uniform(t0, t1, n)).astype(np.int64)
-    ts = start[session] + np.arange(len(session)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return session, item.astype(np.int64), ts
+    return rees46_like_sessions(rng, n, n_items, t0, t1)
 
 day = 24 * 3600
 session, item, ts = sessions(n_sessions, 0, 61 * day)
@@ -119,16 +114,16 @@ def main() -> int:
     ap.add_argument("--baseline", help="a git revision whose src/ also runs, side by side")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
-    cells = []
+    cells, run = [], RUN.replace("HERE_DIR", repr(str(HERE)))
     with (workspace(args.baseline, "stan-bench-") if args.baseline else contextlib.nullcontext((None, None))) as (
             tmp, base):
         tmp = Path(tmp) if tmp else Path(".")
-        run_snippet(RUN, [1000, args.items, 10, tmp / "now.npy"])  # warm-up
+        run_snippet(run, [1000, args.items, 10, tmp / "now.npy"])  # warm-up
         for n in args.sessions:
-            r = run_snippet(RUN, [n, args.items, args.queries, tmp / "now.npy"])
+            r = run_snippet(run, [n, args.items, args.queries, tmp / "now.npy"])
             cell = {"sessions": n, **{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}}
             if base:
-                b = run_snippet(RUN, [n, args.items, args.queries, tmp / "base.npy"], src=base)
+                b = run_snippet(run, [n, args.items, args.queries, tmp / "base.npy"], src=base)
                 cell["baseline"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in b.items()}
                 cell["same_scores"] = bool(np.array_equal(np.load(tmp / "now.npy"), np.load(tmp / "base.npy")))
             (tmp / "now.npy").unlink(missing_ok=True)

@@ -36,6 +36,20 @@ VOCAB = {"category": 150, "sub_category": 60, "element": 80, "brand": 300}
 KNOBS = {"vocab_sizes": VOCAB, "embedding_dim": 64, "hidden_dim": 64, "num_iterations": 1, "dropout_rate": 0.2}
 
 
+def rees46_like_sessions(rng, n: int, n_items: int, t0: float, t1: float):
+    """``(session, item, ts)`` of ``n`` sessions with REES46-like lengths (median 3 clicks, cut at 50) and a power-law
+    product popularity (rank ``r`` drawn with weight ``1 / (r + 10)``: the most viewed product about 1% of the
+    clicks, as in the real October head), their first clicks uniform over ``[t0, t1)`` seconds, one click a second."""
+    popularity = 1.0 / (np.arange(1, n_items) + 10.0)
+    popularity /= popularity.sum()
+    lengths = np.minimum(2 + rng.geometric(0.45, n), 50)
+    session = np.repeat(np.arange(n), lengths)
+    item = rng.choice(n_items - 1, len(session), p=popularity) + 1
+    start = np.sort(rng.uniform(t0, t1, n)).astype(np.int64)
+    ts = start[session] + np.arange(len(session)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return session, item.astype(np.int64), ts
+
+
 @contextlib.contextmanager
 def library_defaults():
     """``nn.Dropout``'s kernel and advanced indexing inside our models, for the side-by-side epoch."""
