@@ -199,7 +199,8 @@ class Hybrid(nn.Module):
         ``(rows, N)`` arrays made and filled (CHANGELOG: median 1.15x at 200k products). The parts are made and pooled
         ``pool_rows`` rows at a time, into a ``(step, N)`` float64 buffer (kept in ``buffers``) yielded whole: the
         elementwise passes then read and write arrays that stay in cache, and the consumer still reads ``step`` rows
-        at a time."""
+        at a time. STAN's part, 0 at all but a few hundred products a session, is pooled from its non-zero entries
+        (``add_stan``)."""
         w = self.weights
         active = [m for m in range(len(self.part_names)) if w[m] != 0]
         B, N, M = batch.size, self.n_items, len(self.nets)
