@@ -169,6 +169,7 @@ def test_hybrid_pools_a_few_rows_at_a_time_and_yields_the_same_chunks_bit_for_bi
         whole = model(batch)
         monkeypatch.setattr(hybrid, "POOL_BUDGET", fine * (N_ITEMS + 1))
         assert hybrid.pool_rows(N_ITEMS + 1, step) == fine
+        assert hybrid.pool_rows(N_ITEMS + 1, step, torch.device("cuda")) == step  # a GPU pools whole chunks
         seen = [r.stop - r.start for r, _ in model.part_chunks(batch, step, fine=fine)]
         assert max(seen) == fine and sum(seen) == 17
         buffers = {}

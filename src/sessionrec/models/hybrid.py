@@ -51,8 +51,11 @@ REPEAT_PARTS = ("repeat_last", "repeat_earlier")
 POOL_BUDGET = 1 << 19
 
 
-def pool_rows(n_items: int, step: int) -> int:
-    """Rows whose float64 parts are pooled at once: ``POOL_BUDGET`` entries, at least 1, at most ``step``."""
+def pool_rows(n_items: int, step: int, device: torch.device = torch.device("cpu")) -> int:
+    """Rows whose float64 parts are pooled at once: on a CPU ``POOL_BUDGET`` entries, at least 1, at most ``step``;
+    elsewhere ``step`` (a GPU has no such cache to fit, and a few rows a kernel would leave it idle)."""
+    if device.type != "cpu":
+        return step
     return max(1, min(step, POOL_BUDGET // max(n_items, 1)))
 
 
@@ -204,7 +207,7 @@ class Hybrid(nn.Module):
         w = self.weights
         active = [m for m in range(len(self.part_names)) if w[m] != 0]
         B, N, M = batch.size, self.n_items, len(self.nets)
-        fine = pool_rows(N, step)
+        fine = pool_rows(N, step, batch.target.device)
         out = None if fine == step else reused_buffer(buffers, "hybrid-pool", min(step, B), N, batch.target.device,
                                                        torch.float64)
         terms = self.knn.terms(batch) if M in active else None  # STAN's part is pooled sparse (``add_stan``)
