@@ -81,7 +81,7 @@ def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
     scale = (ROOT / "docs/scale.md").read_text()  # its pipeline runs (one network, the hybrid), rendered the same way
     for name in ("pipeline-gnn-2000000", "pipeline-hybrid-250000", "pipeline-hybrid-250000-val10000",
                  "pipeline-hybrid-250000-val10000-24b2c9e", "pipeline-hybrid-250000-val10000-841d3d3",
-                 "pipeline-hybrid-16000000-train"):
+                 "pipeline-hybrid-250000-val10000-ce8f47a", "pipeline-hybrid-16000000-train"):
         block = re.search(rf"<!-- benchmarks:{name} -->\n(.*?)\n<!-- /", scale, re.S)
         assert block, f"docs/scale.md has no {name} table"
         results = run.nested(json.loads((ROOT / f"benchmarks/results/{name}.json").read_text()))
