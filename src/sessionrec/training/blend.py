@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sessionrec.metrics import metrics_from_counts, rank_counts, top_n
+from sessionrec.metrics import metrics_from_counts, rank_counts
 from sessionrec.models.layers import mask_padding
 from sessionrec.scoring import chunk_rows, scoring_batch_size
 
@@ -64,18 +64,16 @@ def candidate_counts(model, parts: torch.Tensor, target: torch.Tensor, ws: torch
     t_logs, t_tie = model.pool_inputs(parts[:, rows, target])  # (P, B), (B,)
     s_t = model.weighted_sum(wg[..., 0], t_logs.unsqueeze(1)) + t_tie  # (G, B)
     k = min(per_part, N - 1)
-    # padding (item 0) is never ranked; metrics.top_n is topk's values and, where they are untied, its indices: an
-    # item tied at the kth score is left to the bound below, so which of the tied ones topk lists does not matter
-    values, indices = (t.view(P, B, k) for t in top_n(parts[:, :, 1:].reshape(P * B, N - 1), k))
-    kth = values[:, :, -1]  # (P, B)
+    top = parts[:, :, 1:].topk(k, dim=2)  # padding (item 0) is never ranked
+    kth = top.values[:, :, -1]  # (P, B)
     if k == N - 1:  # every item is a candidate
-        valid = torch.ones_like(values, dtype=torch.bool)
+        valid = torch.ones_like(top.values, dtype=torch.bool)
         bound = torch.full_like(s_t, -torch.inf)
     else:  # an item at a part's kth score is covered by the bound: the rest of each list are the candidates
-        valid = values > kth.unsqueeze(2)
+        valid = top.values > kth.unsqueeze(2)
         kth_logs, _ = model.pool_inputs(kth)
         bound = model.weighted_sum(wg[..., 0], kth_logs.unsqueeze(1)) + model.tie_bound(kth)
-    idx = torch.where(valid, indices + 1, N).permute(1, 0, 2).reshape(B, P * k).sort(dim=1).values
+    idx = torch.where(valid, top.indices + 1, N).permute(1, 0, 2).reshape(B, P * k).sort(dim=1).values
     keep = (idx < N) & (idx != target.unsqueeze(1))
     keep[:, 1:] &= idx[:, 1:] != idx[:, :-1]  # each candidate once
     first = (~keep).to(torch.int8).argsort(dim=1, stable=True)[:, :max(int(keep.sum(1).max()), 1)]  # kept first
