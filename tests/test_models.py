@@ -182,7 +182,7 @@ def test_hybrid_pools_a_few_rows_at_a_time_and_yields_the_same_chunks_bit_for_bi
 def test_hybrid_hears_stan_for_a_session_years_after_its_training_data(planted):
     """Served years after its data, STAN's scores are about e^-50 of their size (``SessionKNN._decay_from``); the
     hybrid's STAN part, each row over its maximum, is still the part at the data's time (a 1e-12 floor under the
-    maximum used to make it all 0: STAN silent)."""
+    maximum used to make it all 0: STAN silent), in the dense parts and in the sparse pooling alike."""
     import dataclasses
 
     _, _, test = planted
@@ -195,6 +195,9 @@ def test_hybrid_hears_stan_for_a_session_years_after_its_training_data(planted):
     heard = now.amax(1) == 1
     assert heard.float().mean() > 0.9 and torch.equal(then.amax(1) == 1, heard)
     torch.testing.assert_close(then, now, rtol=1e-6, atol=1e-7)
+    model.weights.copy_(torch.tensor((0.2, 0.1, 0.4, 0.2, 0.1), dtype=torch.float64))  # STAN weighed in
+    with torch.no_grad():  # evaluation's sparse pooling of STAN (add_stan) hears it too: the dense pooling's bits
+        assert torch.equal(model(later), model.pool(*model.pool_inputs(model.parts(later)), model.weights))
 
 
 def test_hybrid_repeat_parts_lift_the_sessions_own_items_when_validation_says_so(tmp_path):

@@ -210,13 +210,15 @@ class Hybrid(nn.Module):
         fine = pool_rows(N, step, batch.target.device)
         out = None if fine == step else reused_buffer(buffers, "hybrid-pool", min(step, B), N, batch.target.device,
                                                        torch.float64)
-        terms = self.knn.terms(batch) if M in active else None  # STAN's part is pooled sparse (``add_stan``)
+        if M in active:  # STAN's part is pooled sparse (``add_stan``): its terms and its silent products' term once
+            terms = self.knn.terms(batch)
+            silent = torch.full((1,), EPS, dtype=torch.float64, device=batch.target.device).log_().mul_(w[M])
         for rows, parts in self.part_chunks(batch, step, buffers, need=[m for m in active if m != M], fine=fine):
             tie = self.tie_term([parts[m] for m in range(M)])  # before the logs overwrite the parts
             total = None
             for m in active:
                 if m == M:
-                    total = self.add_stan(total, terms, rows, w[M], batch.target.device)
+                    total = self.add_stan(total, terms, rows, w[M], silent)
                     continue
                 term = parts[m].add_(EPS).log_().mul_(w[m])  # w[m] * log(parts[m] + EPS)
                 total = term if total is None else total.add_(term)
@@ -228,19 +230,20 @@ class Hybrid(nn.Module):
             if rows.stop - c0 == step or rows.stop == B:
                 yield slice(c0, rows.stop), mask_padding(out[:rows.stop - c0])
 
-    def add_stan(self, total: torch.Tensor | None, terms, rows: slice, w: torch.Tensor, device) -> torch.Tensor:
-        """``total + w * log(stan + EPS)`` for STAN's part ``stan`` of ``rows`` (``total`` None: the term alone), bit
+    def add_stan(self, total: torch.Tensor | None, terms, rows: slice, w: torch.Tensor, silent: torch.Tensor
+                 ) -> torch.Tensor:
+        """``total + w * log(stan + EPS)`` for STAN's part ``stan`` of ``rows`` (``total`` None: the term alone;
+        ``silent``: the term of a product STAN does not score, ``w * log(0 + EPS)``, made once per batch), bit
         for bit as from the dense part, from STAN's non-zero entries only: the part is 0 at all but a few hundred
         products a session (``w * log(EPS)`` there, one constant), so the dense part's passes over float64 ``(rows,
         N)`` arrays (made dense, cast, its row maximum, the division, the log) become one scalar addition. The same
         operations on the same values: the entries' float32 sums, their row maximum (0 for a row with none, the
         floor ``TINY``), the division, ``+ EPS``, the log and the weight, added to ``total`` as the dense term was."""
-        r, c, k = (torch.from_numpy(a).to(device) for a in self.knn.sparse(terms, rows.start, rows.stop))
+        r, c, k = (torch.from_numpy(a).to(silent.device) for a in self.knn.sparse(terms, rows.start, rows.stop))
         n = rows.stop - rows.start
         k = k.double()
-        top = torch.zeros(n, dtype=torch.float64, device=device).scatter_reduce_(0, r, k, "amax")
+        top = torch.zeros(n, dtype=torch.float64, device=silent.device).scatter_reduce_(0, r, k, "amax")
         term = (k / top.clamp_min(TINY)[r]).add_(EPS).log_().mul_(w)
-        silent = torch.full((1,), EPS, dtype=torch.float64, device=device).log_().mul_(w)  # w * log(0 + EPS)
         if total is None:
             total = silent.expand(n, self.n_items).clone()
             total[r, c] = term
