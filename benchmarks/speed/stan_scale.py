@@ -6,8 +6,9 @@ power-law product popularity (rank ``r`` drawn with weight ``1 / (r + 10)``: the
 of the clicks, as in the real October head), their last clicks spread over two months; the test sessions are drawn
 the same way after them, each scored on its whole input (every click but the last) as the evaluate stage scores a
 batch, at most ``scoring.chunk_rows`` sessions at once (10 at 200k products: a kNN model's scores are dense
-``(rows, N)``), and again as the hybrid scores its STAN part: the terms of 512 sessions at once, made dense 10 rows
-at a time. An untimed small run first warms the caches.
+``(rows, N)``), and again in the hybrid's batches: the terms of 512 sessions at once, made dense 10 rows at a
+time (the hybrid's weight search reads them so; its scoring now pools them sparse, ``Hybrid.add_stan``). An untimed
+small run first warms the caches.
 STAN's candidates are the ``knn_sample_size`` most recent training sessions sharing an item with the query. Drawn
 from the whole item-session matrix, a query cost as much as its products' sessions, which grow with the clicks; each
 product's sessions are now cut to its ``knn_sample_size`` most recent first (``SessionKNN._most_recent``, the same
@@ -69,7 +70,7 @@ for i, batch in enumerate(store.iter_batches(rows)):
         first = out.numpy()
 score = time.perf_counter() - t0
 t0 = time.perf_counter()
-for batch in store.iter_batches(512):  # as the hybrid: a batch's terms at once, made dense a chunk at a time
+for batch in store.iter_batches(512):  # the hybrid's batches: a batch's terms at once, dense a chunk at a time
     terms = model.terms(batch)
     for r0 in range(0, batch.size, rows):
         model.dense(terms, r0, min(r0 + rows, batch.size), "cpu")
