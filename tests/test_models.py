@@ -96,6 +96,37 @@ def test_the_weight_search_counts_exactly_what_the_full_catalogue_counts(planted
     assert fast == full and len(set(full.values())) > 5  # the points differ: a real curve
 
 
+def test_the_sparse_parts_best_items_are_those_of_topk_over_the_whole_row(planted):
+    """``blend.best_of_part`` from the entries ``part_chunks`` lists for STAN and the repeat indicators gives each row
+    the k-th value of ``topk`` over the whole row and the same items above it (rows listing fewer than k entries,
+    and more; repeated clicks listed twice), so ``candidate_counts`` counts and decides every pair as from ``topk``."""
+    from sessionrec.training.blend import best_of_part, candidate_counts, simplex_grid
+
+    _, val, _ = planted
+    model = fitted_hybrid(planted)
+    batch = val.batch(np.arange(len(val)))
+    ws = torch.tensor([(*u, a, b) for u in simplex_grid(3, 2) for a, b in ((0, 0), (0.2, 0.1))], dtype=torch.float64)
+    ws[len(ws) // 2:, :3] *= 0.7
+    supports, sizes = {}, []
+    with torch.no_grad():
+        for rows, parts in model.part_chunks(batch, 16, supports=supports):
+            parts = [parts[m] for m in range(len(parts))]
+            for k in (1, 3, 8, 32):
+                for m, support in supports.items():
+                    top, fast = parts[m][:, 1:].topk(k, dim=1), best_of_part(parts[m], k, support)
+                    assert torch.equal(fast[0][:, -1], top.values[:, -1])
+                    kth = top.values[:, -1:]
+                    for r in range(len(kth)):
+                        assert (set(fast[1][r][fast[0][r] > kth[r]].tolist())
+                                == set(top.indices[r][top.values[r] > kth[r]].tolist()))
+                    sizes += (support[0].bincount(minlength=len(kth)) >= k).tolist()
+                target = batch.target[rows]
+                want = candidate_counts(model, torch.stack(parts), target, ws, k)
+                got = candidate_counts(model, parts, target, ws, k, supports)
+                assert all(torch.equal(a, b) for a, b in zip(got, want))
+    assert any(sizes) and not all(sizes)  # rows listing k entries or more, and fewer
+
+
 @pytest.mark.parametrize("m", [1, 2, 3])
 def test_hybrid_tie_term_is_the_networks_mean_and_leaves_them_untouched(m):
     """``Hybrid.tie_term`` sums in place after its first sum: it must equal ``TIE`` times the plain mean, bit for bit,

@@ -3,11 +3,13 @@
 untrained networks, each in a fresh process with the machine's default threads. ``--models hybrid``: three untrained
 networks, STAN fitted on drawn clicks (20 per product; ``--stan-sessions N``: on N REES46-like sessions, whose
 popular products give each query thousands of candidates as the real data does) and the weights of
-``--hybrid-weights``.
+``--hybrid-weights``. ``--weight-search``: the hybrid's weight search instead (``training.blend.validation_curve``
+over the store with the 286 points of its first stage, its parts included), validation examples per minute and a
+digest of the curve, so that two commits' curves can be compared.
 
     python benchmarks/speed/evaluate.py [--sessions 6000] [--models gru4rec graph_with_embeddings_and_attention]
                                         [--items 4000 200000] [--batch-sizes 512] [--baseline REV] [--output F.json]
-                                        [--hybrid-weights W W W W W W] [--stan-sessions N]
+                                        [--hybrid-weights W W W W W W] [--stan-sessions N] [--weight-search]
 
 With ``--baseline``, an earlier commit's ``src/`` (``git archive``) runs on the same store right after each of ours.
 ``--batch-sizes``: the rows read and encoded at once (``evaluate.batch_size``; validation during training reads with
@@ -54,11 +56,19 @@ if name == "hybrid":  # STAN fitted on drawn clicks (20 per product, one a secon
         model.fit_events(np.sort(rng.integers(0, n // 5, n)), rng.integers(1, n_items, n), np.arange(n) - n)
     model.weights.copy_(torch.tensor(json.loads(sys.argv[5]), dtype=torch.float64))
 t0 = time.perf_counter()
-metrics, _ = evaluate_test(model, store, [1, 5, 10, 20], "expected", batch_size, torch.device("cpu"), n_items)
+if int(sys.argv[7]):  # the weight search's first stage: every point's validation MRR@20
+    import hashlib
+    from sessionrec.training.blend import simplex_grid, validation_curve
+    grid = [(*u, 0.0, 0.0) for u in simplex_grid(len(model.nets) + 1)]
+    curve = validation_curve(model, store, batch_size, "expected", torch.device("cpu"), grid)
+    metrics = {{"examples": len(store), "points": len(grid), "best_MRR@20": max(curve.values()),
+                "curve_sha1": hashlib.sha1(repr(sorted(curve.items())).encode()).hexdigest()[:12]}}
+else:
+    metrics, _ = evaluate_test(model, store, [1, 5, 10, 20], "expected", batch_size, torch.device("cpu"), n_items)
+    metrics = {{k: metrics[k] for k in ("examples", "R@20", "MRR@20")}}
 seconds = time.perf_counter() - t0
-print(json.dumps({{"model": name, "items": n_items, "batch_size": batch_size, "examples": metrics["examples"],
-                  "seconds": round(seconds, 2), "R@20": metrics["R@20"], "MRR@20": metrics["MRR@20"],
-                  "examples_per_minute": round(60 * metrics["examples"] / seconds),
+print(json.dumps({{"model": name, "items": n_items, "batch_size": batch_size, **metrics,
+                  "seconds": round(seconds, 2), "examples_per_minute": round(60 * metrics["examples"] / seconds),
                   "threads": torch.get_num_threads(),
                   "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}}))
 """
@@ -78,11 +88,13 @@ def table(rows: list) -> str:
                               [[r["model"], r["items"], r.get("batch_size", 512), r["examples"], r["seconds"],
                                 r["examples_per_minute"], r["threads"], r["peak_mib"]] for r in now])
     code = next(iter(base.values()))["code"]
+    search = "curve_sha1" in now[0]  # --weight-search: validation examples, and whether both curves are the same
     return markdown_table(
-        ["model", "products", "test examples", "examples / minute", f"at `{code}`", "ratio", "peak MiB",
-         f"at `{code}`"],
+        ["model", "products", "validation examples" if search else "test examples", "examples / minute",
+         f"at `{code}`", "ratio", "peak MiB", f"at `{code}`"] + ["same curve"] * search,
         [[r["model"], r["items"], r["examples"], r["examples_per_minute"], b["examples_per_minute"],
           f"{r['examples_per_minute'] / b['examples_per_minute']:.2f}x", r["peak_mib"], b["peak_mib"]]
+         + (["yes" if r["curve_sha1"] == b["curve_sha1"] else "no"] if search else [])
          for r in now for b in [base[key(r)]]])
 
 
@@ -98,6 +110,8 @@ def main() -> int:
     ap.add_argument("--stan-sessions", type=int, default=0,
                     help="with --models hybrid: fit STAN on this many REES46-like sessions (power-law popularity, "
                     "training_step.rees46_like_sessions) instead of 20 uniformly drawn clicks per product")
+    ap.add_argument("--weight-search", action="store_true",
+                    help="with --models hybrid: time its weight search's first stage instead of evaluate_test")
     ap.add_argument("--baseline", help="a git revision whose src/ runs beside ours")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
@@ -119,7 +133,8 @@ def main() -> int:
                         rows.append({"code": code, **run_snippet(RUN.format(here=str(HERE)),
                                                                  [store, name, n_items, bs,
                                                                   json.dumps(args.hybrid_weights),
-                                                                  args.stan_sessions], src)})
+                                                                  args.stan_sessions, int(args.weight_search)],
+                                                                 src)})
                         print(rows[-1], flush=True)
     print(table(rows))
     if args.output:

@@ -31,6 +31,7 @@ Shapes: ``forward(batch)`` -> ``(B, N)`` (padding at -inf); ``parts(batch)`` -> 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -92,11 +93,15 @@ class Hybrid(nn.Module):
         return nn.Module.load_state_dict(self, {**rest, **{f"knn.{k}": v for k, v in self.knn.state_dict().items()}},
                                          strict=strict, assign=assign)
 
-    def part_chunks(self, batch: Batch, step: int, buffers: dict | None = None, need=None, fine: int | None = None):
+    def part_chunks(self, batch: Batch, step: int, buffers: dict | None = None, need=None, fine: int | None = None,
+                    supports: dict | None = None):
         """Yield ``(rows, parts)`` for consecutive slices of at most ``step`` rows of ``batch``: ``parts`` ``{m: (rows,
         N) float64}``, part ``m`` as ``parts(batch)[m, rows]`` holds it, for the parts of ``need`` (all by default;
         the networks' always: the tie-break term averages them). With ``fine``, each slice of ``step`` rows comes as
-        consecutive slices of at most ``fine`` rows (the networks' spans, so their scores, are ``step``'s).
+        consecutive slices of at most ``fine`` rows (the networks' spans, so their scores, are ``step``'s). With
+        ``supports`` (a dict), each slice's sparse parts (STAN, the repeat indicators) are also described there
+        before it is yielded: ``supports[m] = (rows, products)``, int64, rows from 0 at the slice's first, every
+        non-zero entry of part ``m`` among them (an entry may repeat; a zero one may be listed).
 
         Each network encodes the whole batch once and scores the catalogue for a span of rows at a time (the
         networks share ``scoring.matmul_rows``; a multiple of ``step``; into a buffer kept in ``buffers`` when it is
@@ -130,6 +135,9 @@ class Hybrid(nn.Module):
                     if terms is not None:
                         k = self.knn.dense(terms, r0, r1, hs[0].device).double().clamp_min(0.0)  # padding -inf -> 0
                         parts[M] = k / k.amax(dim=-1, keepdim=True).clamp_min(TINY)  # 0 / TINY = 0: no neighbour
+                        if supports is not None:
+                            supports[M] = tuple(torch.from_numpy(a.astype(np.int64)).to(hs[0].device)
+                                                for a in self.knn.sparse(terms, r0, r1)[:2])
                     if need & {M + 1, M + 2}:
                         clicked = torch.zeros(r1 - r0, N, dtype=torch.float64, device=hs[0].device)
                         a, b = torch.searchsorted(at, torch.tensor([r0, r1], device=at.device)).tolist()
@@ -137,6 +145,9 @@ class Hybrid(nn.Module):
                         ind = torch.zeros_like(clicked)
                         ind[torch.arange(r1 - r0, device=ind.device), last[r0:r1]] = 1.0
                         parts[M + 1], parts[M + 2] = ind, clicked - ind
+                        if supports is not None:
+                            supports[M + 1] = (torch.arange(r1 - r0, device=ind.device), last[r0:r1])
+                            supports[M + 2] = (at[a:b] - r0, clicks[a:b])
                     yield slice(r0, r1), parts
 
     def parts(self, batch: Batch) -> torch.Tensor:

@@ -44,7 +44,37 @@ CUTOFF = 20  # the weights are chosen on MRR@20
 GRID_BUDGET = 1 << 18  # candidate scores made at once (2 MB of float64)
 
 
-def candidate_counts(model, parts: torch.Tensor, target: torch.Tensor, ws: torch.Tensor, per_part: int):
+def best_of_part(part: torch.Tensor, k: int, support=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, indices)`` (B, k) of one part ``part`` (B, N) as ``candidate_counts`` reads ``part[:, 1:].topk(k)``:
+    each row's ``k``-th largest value (padding aside) last, and every item that scores above it, with its value and
+    its index into ``part[:, 1:]``, among the first ``k - 1``.
+
+    With ``support`` ``(rows, products)`` holding every non-zero entry of a non-negative part (STAN's, the repeat
+    indicators': a few hundred of 200k products a session), from those entries alone: a row's values beyond them are
+    0, so its ``k``-th largest is its ``k``-th largest listed value, or 0 where it lists fewer than ``k``; and an
+    item above that is a listed one. The places past a row's listed entries hold 0, which is at most the ``k``-th
+    value, so they name no candidate. ``topk`` over the whole row took half of the weight search's top-k time at 200k
+    products for these parts."""
+    if support is None:
+        top = part[:, 1:].topk(k, dim=1)
+        return top.values, top.indices
+    B, N = part.shape
+    key = torch.unique(support[0] * N + support[1])  # each entry once, by row
+    rows, cols = key // N, key % N
+    vals = part[rows, cols]
+    order = vals.argsort(descending=True, stable=True)
+    order = order[rows[order].argsort(stable=True)]  # by row, each row's values descending
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    rank = torch.arange(len(rows), device=part.device) - torch.searchsorted(rows, rows)  # place within its row
+    keep = rank < k
+    values = part.new_zeros(B, k)
+    indices = torch.zeros(B, k, dtype=torch.long, device=part.device)
+    values[rows[keep], rank[keep]] = vals[keep]
+    indices[rows[keep], rank[keep]] = cols[keep] - 1
+    return values, indices
+
+
+def candidate_counts(model, parts, target: torch.Tensor, ws: torch.Tensor, per_part: int, supports=None):
     """``(g, e, decided)`` (G, B) for every weight vector of ``ws`` (G, M + 3) at once: the counts of
     ``metrics.rank_counts(model.pool(*model.pool_inputs(parts), w), target, within=CUTOFF)`` wherever ``decided``,
     from a few candidate items per session instead of the whole catalogue.
@@ -57,28 +87,36 @@ def candidate_counts(model, parts: torch.Tensor, target: torch.Tensor, ws: torch
     metric at ``CUTOFF`` is 0, exact too. The other (point, session) pairs are left undecided, for the caller to
     score over the whole catalogue. Only the candidates' and the target's parts go through ``model.pool_inputs``
     and ``model.weighted_sum``, both elementwise in part order: a candidate's score is bit for bit its score in
-    ``model.pool``, and the logs of the whole ``(M + 3, B, N)`` are never taken."""
-    P, B, N = parts.shape
-    rows = torch.arange(B, device=parts.device)
+    ``model.pool``, and the logs of the whole ``(M + 3, B, N)`` are never taken.
+
+    ``parts``: the ``M + 3`` parts, a ``(M + 3, B, N)`` tensor or a list of ``(B, N)`` ones (never stacked here: at
+    200k products a fresh 96 MB stack of 10 sessions' parts cost a third of the search); ``supports``: ``{m: (rows,
+    products)}`` of the sparse parts (``Hybrid.part_chunks``), whose best items then come from their listed entries
+    (``best_of_part``)."""
+    P, (B, N) = len(parts), parts[0].shape
+    rows = torch.arange(B, device=target.device)
     wg = ws.T.reshape(P, -1, 1, 1)  # (P, G, 1, 1): the grid against (P, 1, B, ...) scores
-    t_logs, t_tie = model.pool_inputs(parts[:, rows, target])  # (P, B), (B,)
+    t_logs, t_tie = model.pool_inputs(torch.stack([p[rows, target] for p in parts]))  # (P, B), (B,)
     s_t = model.weighted_sum(wg[..., 0], t_logs.unsqueeze(1)) + t_tie  # (G, B)
     k = min(per_part, N - 1)
-    top = parts[:, :, 1:].topk(k, dim=2)  # padding (item 0) is never ranked
-    kth = top.values[:, :, -1]  # (P, B)
+    supports = supports if supports is not None and k < N - 1 else {}
+    tops = [best_of_part(p, k, supports.get(m)) for m, p in enumerate(parts)]  # padding (item 0) is never ranked
+    values, indices = torch.stack([v for v, _ in tops]), torch.stack([i for _, i in tops])  # (P, B, k)
+    kth = values[:, :, -1]  # (P, B)
     if k == N - 1:  # every item is a candidate
-        valid = torch.ones_like(top.values, dtype=torch.bool)
+        valid = torch.ones_like(values, dtype=torch.bool)
         bound = torch.full_like(s_t, -torch.inf)
     else:  # an item at a part's kth score is covered by the bound: the rest of each list are the candidates
-        valid = top.values > kth.unsqueeze(2)
+        valid = values > kth.unsqueeze(2)
         kth_logs, _ = model.pool_inputs(kth)
         bound = model.weighted_sum(wg[..., 0], kth_logs.unsqueeze(1)) + model.tie_bound(kth)
-    idx = torch.where(valid, top.indices + 1, N).permute(1, 0, 2).reshape(B, P * k).sort(dim=1).values
+    idx = torch.where(valid, indices + 1, N).permute(1, 0, 2).reshape(B, P * k).sort(dim=1).values
     keep = (idx < N) & (idx != target.unsqueeze(1))
     keep[:, 1:] &= idx[:, 1:] != idx[:, :-1]  # each candidate once
     first = (~keep).to(torch.int8).argsort(dim=1, stable=True)[:, :max(int(keep.sum(1).max()), 1)]  # kept first
     idx, keep = idx.gather(1, first), keep.gather(1, first)  # (B, C)
-    cand_logs, cand_tie = model.pool_inputs(parts.gather(2, torch.where(keep, idx, 0).expand(P, -1, -1)))
+    at = torch.where(keep, idx, 0)
+    cand_logs, cand_tie = model.pool_inputs(torch.stack([p.gather(1, at) for p in parts]))
     cand_logs, cand_tie = cand_logs.unsqueeze(1), cand_tie.masked_fill(~keep, -torch.inf)  # (P, 1, B, C), (B, C)
     g = torch.empty_like(s_t, dtype=torch.long)
     e = torch.empty_like(g)
@@ -94,25 +132,27 @@ def candidate_counts(model, parts: torch.Tensor, target: torch.Tensor, ws: torch
     return g, e, beyond | (s_t > bound + MARGIN)
 
 
-def batch_curve(model, parts: torch.Tensor, target: torch.Tensor, ws: torch.Tensor, ties: str,
-                per_part: int | None = None) -> tuple[torch.Tensor, int]:
+def batch_curve(model, parts, target: torch.Tensor, ws: torch.Tensor, ties: str, per_part: int | None = None,
+                supports=None) -> tuple[torch.Tensor, int]:
     """``(sums, undecided)``: the MRR@20 summed over a batch's sessions for every weight vector of ``ws`` (G, M + 3)
-    from the batch's ``parts`` (M + 3, B, N) and ``target`` (B,), and how many (point, session) pairs the candidates
+    from the batch's ``parts`` (M + 3, B, N) (or a list of M + 3 ``(B, N)`` parts; ``supports`` as
+    ``candidate_counts`` takes them) and ``target`` (B,), and how many (point, session) pairs the candidates
     (``candidate_counts``) left to the whole catalogue. ``per_part``: candidates per part (None: ``per_part_for``
     the catalogue; 0: none, every pair over the whole catalogue, the reference the candidates equal bit for bit)."""
+    N = parts[0].shape[1]
     if per_part is None:
-        per_part = per_part_for(parts.shape[2])
+        per_part = per_part_for(N)
     if per_part == 0:  # every point over the whole batch: the logs once, then one pooling per point
-        logs, tie = model.pool_inputs(parts)
+        logs, tie = model.pool_inputs(torch.stack(list(parts)))
         counts = [rank_counts(model.pool(logs, tie, w), target, masked=True, within=CUTOFF) for w in ws]
         g, e = torch.stack([c[0] for c in counts]), torch.stack([c[1] for c in counts])
         return metrics_from_counts(g, e, [CUTOFF], ties)[f"MRR@{CUTOFF}"].sum(dim=1).cpu(), g.numel()
-    g, e, decided = candidate_counts(model, parts, target, ws, per_part)
+    g, e, decided = candidate_counts(model, parts, target, ws, per_part, supports)
     points, rows = (~decided).nonzero(as_tuple=True)
     if len(points):  # the undecided pairs over the whole catalogue: their sessions' logs once, pairs in chunks
         open_rows, at = rows.unique(return_inverse=True)
-        logs, tie = model.pool_inputs(parts[:, open_rows])  # (P, rows, N)
-        step = chunk_rows(parts.shape[2])
+        logs, tie = model.pool_inputs(torch.stack([p[open_rows] for p in parts]))  # (P, rows, N)
+        step = chunk_rows(N)
         for c0 in range(0, len(points), step):
             i, r, a = points[c0:c0 + step], rows[c0:c0 + step], at[c0:c0 + step]
             scores = mask_padding(model.weighted_sum(ws[i].T.unsqueeze(2), logs[:, a]) + tie[a])  # (pairs, N)
@@ -132,13 +172,13 @@ def validation_curve(model, store, batch_size: int, ties: str, device, grid: lis
     ws = torch.tensor(grid, dtype=torch.float64, device=device)
     sums, n, undecided = torch.zeros(len(grid), dtype=torch.float64), 0, 0
     bs = scoring_batch_size(model, batch_size, model.n_items)
-    step, buffers = chunk_rows(model.n_items), {}
+    step, buffers, supports = chunk_rows(model.n_items), {}, {}
     for batch in tqdm(store.iter_batches(bs), total=-(-len(store) // bs), desc=f"weight search ({len(grid)} points)",
                       leave=False):
         batch = batch.to(device)
-        for rows, parts in model.part_chunks(batch, step, buffers):
-            parts = torch.stack([parts[m] for m in range(len(parts))])
-            batch_sums, open_pairs = batch_curve(model, parts, batch.target[rows], ws, ties, per_part)
+        for rows, parts in model.part_chunks(batch, step, buffers, supports=supports):
+            parts = [parts[m] for m in range(len(parts))]
+            batch_sums, open_pairs = batch_curve(model, parts, batch.target[rows], ws, ties, per_part, supports)
             sums += batch_sums
             undecided += open_pairs
         n += batch.size
