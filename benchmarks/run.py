@@ -265,10 +265,10 @@ print(json.dumps({"rc": p.returncode, "seconds": time.perf_counter() - t0, "tmp_
 
 
 def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None, epoch_examples: int = 0,
-             val_examples: int = 0) -> dict:
+             val_examples: int = 0, test_examples: int = 0) -> dict:
     """Every stage of ``dvc.yaml`` in a throwaway copy of the project with ``PIPELINE`` and the size's generator
     knobs (and ``model.name`` = ``model``, ``model.epoch_examples`` = ``epoch_examples``, ``model.val_examples`` =
-    ``val_examples`` if given), one
+    ``val_examples``, ``evaluate.test_examples`` = ``test_examples`` if given), one
     ``dvc repro --single-item`` each, timed, with the peak RSS of the stage's processes."""
     from sessionrec.tools.project import throwaway_project
 
@@ -280,6 +280,8 @@ def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None, epo
         overrides["model"]["epoch_examples"] = epoch_examples
     if val_examples:
         overrides["model"]["val_examples"] = val_examples
+    if test_examples:
+        overrides.setdefault("evaluate", {})["test_examples"] = test_examples
     (tmp / "pipeline").mkdir()
     proj, env = throwaway_project(ROOT, tmp / "pipeline", overrides, link_cache=True)  # 14 GB of CSV is not copied
     out = {}
@@ -313,7 +315,8 @@ def pipeline(size: dict, tmp: Path, stages=STAGES, model: str | None = None, epo
                      "val_examples": val_examples})  # 0: every one
     if "evaluate" in stages:
         test = json.loads((proj / "metrics" / "test.json").read_text())
-        data.update({"test_examples": test["examples"], "test_R@20": test["R@20"], "test_MRR@20": test["MRR@20"]})
+        data.update({"test_examples": test["examples"], "test_R@20": test["R@20"], "test_MRR@20": test["MRR@20"],
+                     **({"test_sampled_from": test["sampled_from"]} if "sampled_from" in test else {})})
     out["data"] = data
     return out
 
@@ -402,10 +405,12 @@ def table(results: dict) -> str:
     notes = ([f"one epoch of {n:,} of the {of:,} examples"] if n and of and n < of else []) + \
         ([f"chosen on {v:,} of the {of_val:,} validation examples"] if v and of_val and v < of_val else [])
     capped = f" ({'; '.join(notes)})" if notes else ""
+    t, of_test = data.get("test_examples"), data.get("test_sampled_from")
+    tested = f" (on {t:,} of the {of_test:,} test examples)" if t and of_test else ""
     for stage, r in results.get("pipeline", {}).items():
         if stage != "data":
             disk = f", {r['tmp_peak_mib']:,} MiB temp disk" if "tmp_peak_mib" in r else ""
-            what = capped if stage == "train" else ""
+            what = capped if stage == "train" else tested if stage == "evaluate" else ""
             rows.append([f"pipeline {stage}{what}", f"{r['seconds']} s, {r['peak_mib']:,} MiB peak{disk}",
                          "target: peak under 16 GiB", f"{r['peak_mib'] / 16384:.2f}x the cap"])
     return markdown_table(["figure", "measured", "reference", "ratio"], rows)
@@ -459,6 +464,8 @@ def main() -> int:
                     "epoch of that many examples (a full-scale epoch is hours on 2 cores)")
     ap.add_argument("--val-examples", type=int, default=0, help="the pipeline's model.val_examples: make every "
                     "choice on validation (epochs, the hybrid's weights) on a seeded sample of that many examples")
+    ap.add_argument("--test-examples", type=int, default=0, help="the pipeline's evaluate.test_examples: score a "
+                    "seeded sample of that many test examples (the hybrid scores about 10k a minute at full size)")
     ap.add_argument("--official-srgnn", type=Path, metavar="DIR", help="a checkout of "
                     "github.com/CRIPAC-DIG/SR-GNN: also time our srgnn against it (figure srgnn_official)")
     ap.add_argument("--render", type=Path, help="no measuring: print (and with --readme write) the table of an "
@@ -486,7 +493,8 @@ def main() -> int:
                          ("weight_search", lambda: weight_search(size)),
                          ("srgnn_official", lambda: srgnn_official(args.official_srgnn)),
                          ("pipeline", lambda: pipeline(size, tmp, args.stages, args.model,
-                                                               args.epoch_examples, args.val_examples))):
+                                                               args.epoch_examples, args.val_examples,
+                                                               args.test_examples))):
             if name in args.skip:
                 continue
             if name == "srgnn_official" and not args.official_srgnn:

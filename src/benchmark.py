@@ -22,7 +22,7 @@ from sessionrec.graphs.store import GraphStore
 from sessionrec.models import COMPOSITE, KINDS, build_model
 from sessionrec.params import ParamsError, load_params
 from sessionrec.runtime import pick_device, set_threads
-from sessionrec.scoring import evaluate_test
+from sessionrec.scoring import evaluate_test, sample_test
 from sessionrec.training.checkpoint import load_verified, save_checkpoint
 from sessionrec.training.run import Trained, model_config, train_and_choose, with_model
 
@@ -78,8 +78,9 @@ def main() -> None:
     model.to(device).eval()
     test = GraphStore(paths.graph_store("test"))
     ep = params.evaluate
+    total = sample_test(test, ep.test_examples)  # the evaluate stage's sample, if any: every cell on the same examples
     t0 = time.perf_counter()
-    metrics, _ = evaluate_test(model, test, ep.top_k, ep.ties, ep.batch_size, device, t.config["n_items"])
+    metrics, _ = evaluate_test(model, test, ep.top_k, ep.ties, ep.batch_size, device, t.config["n_items"], total)
     infer = time.perf_counter() - t0
     out = {"model": name, "seed": seed, **metrics, "best_epoch": t.best_epoch,
            **({"parts": t.parts} if t.parts else {}),

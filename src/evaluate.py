@@ -8,7 +8,7 @@ from sessionrec.graphs.store import GraphStore
 from sessionrec.params import load_params
 from sessionrec.report import write_test_plots
 from sessionrec.runtime import pick_device
-from sessionrec.scoring import evaluate_test
+from sessionrec.scoring import evaluate_test, sample_test
 from sessionrec.training.checkpoint import load_model
 
 
@@ -18,8 +18,12 @@ def main() -> None:
     device = pick_device()
     model, ckpt = load_model(paths.MODEL, device)
     test = GraphStore(paths.graph_store("test"))
+    total = sample_test(test, ep.test_examples)
+    if len(test) < total:
+        logging.info("evaluate: a seeded sample of %d of the %d test examples (evaluate.test_examples)", len(test),
+                     total)
     metrics, per_example = evaluate_test(model.to(device), test, ep.top_k, ep.ties, ep.batch_size, device,
-                                         ckpt["config"]["n_items"])
+                                         ckpt["config"]["n_items"], total)
     write_json(paths.TEST_METRICS, metrics)
     write_test_plots(paths.PLOTS, metrics, per_example, ep.top_k)
     logging.info("evaluate %s on %d test examples: R@20 %.4f, MRR@20 %.4f, NDCG@20 %.4f, coverage@20 %.4f",

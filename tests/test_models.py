@@ -210,6 +210,32 @@ def test_hybrid_pools_a_few_rows_at_a_time_and_yields_the_same_chunks_bit_for_bi
     assert buffers["hybrid-pool"].dtype == torch.float64 and len({p for _, _, p in chunks}) == 1
 
 
+def test_a_seeded_test_sample_scores_its_examples_as_the_whole_split_does(planted, tmp_path):
+    """``evaluate.test_examples``: the sample's metrics are the whole split's per-example values at the sampled
+    examples, averaged; the same sample every time; ``sampled_from`` and standard errors only when sampled."""
+    from quality import planted_store
+    from sessionrec.scoring import evaluate_test, sample_test
+
+    model = fitted_hybrid(planted, (0.2, 0.3, 0.1, 0.25, 0.15))
+    args = ([1, 20], "expected", 16, torch.device("cpu"), N_ITEMS + 1)
+    with torch.no_grad():
+        whole, per_example = evaluate_test(model, planted_store(tmp_path / "test.lmdb", 60, 3)[0], *args)
+        store = planted_store(tmp_path / "again.lmdb", 60, 3)[0]
+        assert sample_test(store, 0) == len(store) and evaluate_test(model, store, *args, len(store))[0] == whole
+        total = sample_test(store, 50)
+        sample, _ = evaluate_test(model, store, *args, total)
+    picked = store.index
+    assert total == whole["examples"] > len(picked) == sample["examples"] == 50 and sample["sampled_from"] == total
+    assert picked.tolist() == sorted(set(picked.tolist()))
+    third = planted_store(tmp_path / "third.lmdb", 60, 3)[0]
+    sample_test(third, 50)
+    assert third.index.tolist() == picked.tolist()
+    for k in ("R@20", "MRR@20", "NDCG@1"):
+        assert sample[k] == pytest.approx(per_example[k][picked].mean(), abs=1e-6)
+        assert sample[f"{k}_se"] == pytest.approx(per_example[k][picked].std(ddof=1) / 50 ** 0.5, abs=1e-6)
+    assert "sampled_from" not in whole and "R@20_se" not in whole
+
+
 def test_hybrid_hears_stan_for_a_session_years_after_its_training_data(planted):
     """Served years after its data, STAN's scores are about e^-50 of their size (``SessionKNN._decay_from``); the
     hybrid's STAN part, each row over its maximum, is still the part at the data's time (a 1e-12 floor under the

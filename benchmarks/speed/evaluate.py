@@ -56,7 +56,7 @@ if name == "hybrid":  # STAN fitted on drawn clicks (20 per product, one a secon
         model.fit_events(np.sort(rng.integers(0, n // 5, n)), rng.integers(1, n_items, n), np.arange(n) - n)
     model.weights.copy_(torch.tensor(json.loads(sys.argv[5]), dtype=torch.float64))
 t0 = time.perf_counter()
-if int(sys.argv[7]):  # the weight search's first stage: every point's validation MRR@20
+if len(sys.argv) > 7 and int(sys.argv[7]):  # the weight search's first stage: each point's MRR@20
     import hashlib
     from sessionrec.training.blend import simplex_grid, validation_curve
     grid = [(*u, 0.0, 0.0) for u in simplex_grid(len(model.nets) + 1)]

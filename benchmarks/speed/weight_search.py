@@ -14,7 +14,8 @@ popularity prior and a per-session component, the target lifted by a random marg
 the thousands; STAN's scores on a few hundred items (the target among them half the time); the repeat indicators of
 a 5-click session that holds the target one time in five. Rows come in the batches the search reads
 (``scoring.chunk_rows``: 10 sessions at 200k products). Making the parts is not timed: it is the networks' and STAN's
-scoring, the same for both counts (and once per batch for every grid point in both). ``--trained`` times the two on
+scoring, the same for both counts (and once per batch for every grid point in both); ``benchmarks/speed/evaluate.py
+--models hybrid --weight-search`` times the whole first stage, parts included. ``--trained`` times the two on
 the project's own hybrid and validation store instead, parts included (``training.blend.validation_curve``, after
 ``dvc repro``). Not a test: run it alone.
 """

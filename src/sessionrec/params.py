@@ -168,6 +168,7 @@ class EvaluateParams:
     top_k: list = _f([1, 5, 10, 20])
     ties: str = _f("expected", choices=("expected", "pessimistic", "optimistic"))
     batch_size: int = _f(512, lo=1, hi=1_000_000)
+    test_examples: int = _f(0, lo=0, doc="test examples scored (a seeded sample); 0 = all")
 
     def validate(self) -> None:
         if not self.top_k or any((not isinstance(k, int)) or isinstance(k, bool) or k < 1 for k in self.top_k):

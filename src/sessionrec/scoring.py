@@ -21,6 +21,7 @@ At the default catalogue (4k products) a chunk holds over 500 rows, at least a b
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -108,12 +109,32 @@ def score_store(model, store: GraphStore, batch_size: int, ks, ties: str, device
     return total / max(n, 1), acc
 
 
-def evaluate_test(model, store, ks, ties, batch_size, device, n_items) -> tuple[dict, dict]:
+TEST_SAMPLE_SEED = 0  # evaluate.test_examples: one sample for every model and seed
+
+
+def sample_test(store: GraphStore, examples: int) -> int:
+    """Restrict the test ``store`` to the seeded sample of ``examples`` (``evaluate.test_examples``; 0: every
+    example), the same for every model and seed; returns the number of test examples in all."""
+    total = len(store)
+    store.sample(examples, TEST_SAMPLE_SEED)
+    return total
+
+
+def evaluate_test(model, store, ks, ties, batch_size, device, n_items, total: int | None = None
+                  ) -> tuple[dict, dict]:
     """Flat metrics ``{"R@20": .., "MRR@20": .., "NDCG@20": .., "coverage@20": .., "examples": ..}`` and
-    per-example values (for breakdowns)."""
+    per-example values (for breakdowns). ``total``: the test examples in all when ``store`` is a sample of them
+    (``sample_test``); the metrics then also give ``sampled_from`` and each ranking metric's standard error over
+    the sample (``"R@20_se"``: the per-example values' standard deviation over the square root of their count; at
+    100k examples at most 0.16 points of R@20 or MRR@20)."""
     loss, acc = score_store(model, store, batch_size, ks, ties, device, keep_examples=True, n_items=n_items,
                             desc="test")
     metrics = {k: round(v, 6) for k, v in acc.result().items()}
     metrics["loss"] = round(loss, 6)
-    metrics["examples"] = acc.count
-    return metrics, acc.per_example()
+    metrics["examples"] = n = acc.count
+    per_example = acc.per_example()
+    if total is not None and n < total:
+        metrics["sampled_from"] = total
+        metrics.update({f"{k}_se": round(float(np.std(per_example[k], ddof=1) / np.sqrt(n)), 6) if n > 1 else None
+                        for k in acc.values()})
+    return metrics, per_example
