@@ -465,7 +465,7 @@ def main() -> int:
     ap.add_argument("--val-examples", type=int, default=0, help="the pipeline's model.val_examples: make every "
                     "choice on validation (epochs, the hybrid's weights) on a seeded sample of that many examples")
     ap.add_argument("--test-examples", type=int, default=0, help="the pipeline's evaluate.test_examples: score a "
-                    "seeded sample of that many test examples (the hybrid scores about 10k a minute at full size)")
+                    "seeded sample of that many test examples (the hybrid scores about 13k a minute at full size)")
     ap.add_argument("--official-srgnn", type=Path, metavar="DIR", help="a checkout of "
                     "github.com/CRIPAC-DIG/SR-GNN: also time our srgnn against it (figure srgnn_official)")
     ap.add_argument("--render", type=Path, help="no measuring: print (and with --readme write) the table of an "

@@ -72,7 +72,7 @@ def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
     spec.loader.exec_module(run)
     readme = (ROOT / "README.md").read_text()
     for size, path in (("quick", ROOT / "metrics/benchmarks.json"),
-                       ("full", ROOT / "benchmarks/results/pipeline-gnn-16000000.json")):
+                       ("full", ROOT / "benchmarks/results/pipeline-hybrid-16000000-bd1939a.json")):
         block = re.search(rf"<!-- benchmarks:{size} -->\n(.*?)\n\n", readme, re.S)
         assert block, f"README.md has no {size} benchmark table"
         results = run.nested(json.loads(path.read_text()))
@@ -81,7 +81,8 @@ def test_readme_benchmark_tables_are_rendered_from_the_committed_json():
     scale = (ROOT / "docs/scale.md").read_text()  # its pipeline runs (one network, the hybrid), rendered the same way
     for name in ("pipeline-gnn-2000000", "pipeline-hybrid-250000", "pipeline-hybrid-250000-val10000",
                  "pipeline-hybrid-250000-val10000-24b2c9e", "pipeline-hybrid-250000-val10000-841d3d3",
-                 "pipeline-hybrid-250000-val10000-ce8f47a", "pipeline-hybrid-16000000-train"):
+                 "pipeline-hybrid-250000-val10000-ce8f47a", "pipeline-hybrid-250000-val10000-506170e",
+                 "pipeline-hybrid-16000000-train", "pipeline-gnn-16000000", "pipeline-hybrid-16000000-bd1939a"):
         block = re.search(rf"<!-- benchmarks:{name} -->\n(.*?)\n<!-- /", scale, re.S)
         assert block, f"docs/scale.md has no {name} table"
         results = run.nested(json.loads((ROOT / f"benchmarks/results/{name}.json").read_text()))
