@@ -111,6 +111,7 @@ def test_the_sparse_parts_best_items_are_those_of_topk_over_the_whole_row(plante
     with torch.no_grad():
         for rows, parts in model.part_chunks(batch, 16, supports=supports):
             parts = [parts[m] for m in range(len(parts))]
+            assert all(a.dtype == torch.int64 for support in supports.values() for a in support)
             for k in (1, 3, 8, 32):
                 for m, support in supports.items():
                     top, fast = parts[m][:, 1:].topk(k, dim=1), best_of_part(parts[m], k, support)

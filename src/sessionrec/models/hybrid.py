@@ -31,7 +31,6 @@ Shapes: ``forward(batch)`` -> ``(B, N)`` (padding at -inf); ``parts(batch)`` -> 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -136,7 +135,7 @@ class Hybrid(nn.Module):
                         k = self.knn.dense(terms, r0, r1, hs[0].device).double().clamp_min(0.0)  # padding -inf -> 0
                         parts[M] = k / k.amax(dim=-1, keepdim=True).clamp_min(TINY)  # 0 / TINY = 0: no neighbour
                         if supports is not None:
-                            supports[M] = tuple(torch.from_numpy(a.astype(np.int64)).to(hs[0].device)
+                            supports[M] = tuple(torch.from_numpy(a).to(hs[0].device)  # int64, as the keys
                                                 for a in self.knn.sparse(terms, r0, r1)[:2])
                     if need & {M + 1, M + 2}:
                         clicked = torch.zeros(r1 - r0, N, dtype=torch.float64, device=hs[0].device)

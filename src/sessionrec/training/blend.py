@@ -53,8 +53,8 @@ def best_of_part(part: torch.Tensor, k: int, support=None) -> tuple[torch.Tensor
     indicators': a few hundred of 200k products a session), from those entries alone: a row's values beyond them are
     0, so its ``k``-th largest is its ``k``-th largest listed value, or 0 where it lists fewer than ``k``; and an
     item above that is a listed one. The places past a row's listed entries hold 0, which is at most the ``k``-th
-    value, so they name no candidate. ``topk`` over the whole row took half of the weight search's top-k time at 200k
-    products for these parts."""
+    value, so they name no candidate, and no pass over the row's N entries is made (docs/speed.md, "Making the
+    parts")."""
     if support is None:
         top = part[:, 1:].topk(k, dim=1)
         return top.values, top.indices
@@ -90,9 +90,9 @@ def candidate_counts(model, parts, target: torch.Tensor, ws: torch.Tensor, per_p
     ``model.pool``, and the logs of the whole ``(M + 3, B, N)`` are never taken.
 
     ``parts``: the ``M + 3`` parts, a ``(M + 3, B, N)`` tensor or a list of ``(B, N)`` ones (never stacked here: at
-    200k products a fresh 96 MB stack of 10 sessions' parts cost a third of the search); ``supports``: ``{m: (rows,
-    products)}`` of the sparse parts (``Hybrid.part_chunks``), whose best items then come from their listed entries
-    (``best_of_part``)."""
+    200k products a fresh 96 MB stack of 10 sessions' parts is mapped and zeroed page by page); ``supports``:
+    ``{m: (rows, products)}`` of the sparse parts (``Hybrid.part_chunks``), whose best items then come from their
+    listed entries (``best_of_part``)."""
     P, (B, N) = len(parts), parts[0].shape
     rows = torch.arange(B, device=target.device)
     wg = ws.T.reshape(P, -1, 1, 1)  # (P, G, 1, 1): the grid against (P, 1, B, ...) scores
