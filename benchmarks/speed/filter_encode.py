@@ -1,5 +1,6 @@
 """filter_encode now against an earlier commit's, side by side in one run, on the same CSV: wall time and peak memory,
-with a bare DuckDB scan of the file as the parse floor.
+with a bare DuckDB scan of the file as the parse floor. ``FLOOR`` times what any DuckDB design of the stage does at
+least (``benchmarks/run.py`` and ``filter_encode_phases.py`` report it).
 
     python benchmarks/speed/filter_encode.py --baseline aa13e2a [--rows 1000000] [--repeats 3] [--output F.json]
 
@@ -35,6 +36,30 @@ import resource, sys, time, duckdb
 t0 = time.perf_counter()
 n = duckdb.sql(f"SELECT count(*) FROM read_csv('{sys.argv[1]}', all_varchar=true)").fetchall()[0][0]
 print('{"seconds": %f, "rows_kept": %d, "peak_mib": %f}' % (time.perf_counter() - t0, n,
+      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+"""
+
+# The least any DuckDB design of this stage does: parse every field (event_time in filter_encode's formats), keep the
+# same share of the rows in whole sessions (a hash of the session key: no rule, no encoding), and write them typed
+# and sorted by session and time to Parquet. argv: the CSV, a work folder, the share of rows filter_encode kept.
+FLOOR = """
+import resource, sys, time, duckdb
+from pathlib import Path
+from sessionrec.prepare.filter_encode import TIME_FORMATS
+out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
+formats = ", ".join(f"'{f}'" for f in TIME_FORMATS)
+keep = round(float(sys.argv[3]) * 1_000_000)
+con = duckdb.connect()
+con.execute("SET preserve_insertion_order=false")
+t0 = time.perf_counter()
+con.execute(f\"\"\"COPY (SELECT user_session, try_strptime(event_time, [{formats}]) AS ts,
+    TRY_CAST(product_id AS BIGINT) AS product_id, TRY_CAST(category_id AS BIGINT) AS category_id, category_code, brand,
+    TRY_CAST(price AS FLOAT) AS price, TRY_CAST(user_id AS BIGINT) AS user_id
+    FROM read_csv('{sys.argv[1]}', all_varchar=true) WHERE hash(user_session) % 1000000 < {keep}
+    ORDER BY user_session, ts) TO '{out / "floor.parquet"}' (FORMAT parquet)\"\"\")
+seconds = time.perf_counter() - t0
+n = con.execute(f"SELECT count(*) FROM '{out / 'floor.parquet'}'").fetchall()[0][0]
+print('{"seconds": %f, "rows_kept": %d, "peak_mib": %f}' % (seconds, n,
       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 """
 
