@@ -96,6 +96,38 @@ def test_the_weight_search_counts_exactly_what_the_full_catalogue_counts(planted
     assert fast == full and len(set(full.values())) > 5  # the points differ: a real curve
 
 
+def test_the_sparse_parts_hold_the_dense_parts_values(planted):
+    """``part_chunks(sparse=True)`` gives STAN's part and the repeat indicators as ``SparsePart``: the dense parts'
+    bits at every product (read by pairs, listed or not, by ``gather``, by rows and made dense); the networks' parts
+    and the supports as without it."""
+    from sessionrec.models.hybrid import SparsePart
+
+    _, val, _ = planted
+    model = fitted_hybrid(planted)
+    batch = val.batch(np.arange(len(val)))
+    gen = torch.Generator().manual_seed(0)
+    listed = [0, 0, 0]
+    with torch.no_grad():
+        for (rows, want), (rows2, got) in zip(model.part_chunks(batch, 16, supports=(s1 := {})),
+                                              model.part_chunks(batch, 16, supports=(s2 := {}), sparse=True)):
+            assert rows == rows2 and len(got) == len(want) == 5
+            assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+            for m in (2, 3, 4):
+                B, N = want[m].shape
+                assert isinstance(got[m], SparsePart) and got[m].shape == (B, N)
+                assert torch.equal(got[m].dense(), want[m]) and torch.equal(got[m][torch.tensor([B - 1, 0])],
+                                                                            want[m][[B - 1, 0]])
+                key = got[m].key[torch.randperm(len(got[m].key), generator=gen)[:50]]
+                r = torch.cat([key // N, torch.randint(0, B, (500,), generator=gen)])
+                c = torch.cat([key % N, torch.randint(0, N, (500,), generator=gen)])
+                assert torch.equal(got[m][r, c], want[m][r, c])
+                index = torch.randint(0, N, (B, 7), generator=gen)
+                assert torch.equal(got[m].gather(1, index), want[m].gather(1, index))
+                listed[m - 2] += int((want[m] != 0).sum())
+            assert s1.keys() == s2.keys() and all(torch.equal(a, b) for m in s1 for a, b in zip(s1[m], s2[m]))
+    assert all(listed)  # every sparse part has entries
+
+
 def test_the_sparse_parts_best_items_are_those_of_topk_over_the_whole_row(planted):
     """``blend.best_of_part`` from the entries ``part_chunks`` lists for STAN and the repeat indicators gives each row
     the k-th value of ``topk`` over the whole row and the same items above it (rows listing fewer than k entries,

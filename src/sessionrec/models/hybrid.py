@@ -59,6 +59,39 @@ def pool_rows(n_items: int, step: int, device: torch.device = torch.device("cpu"
     return max(1, min(step, POOL_BUDGET // max(n_items, 1)))
 
 
+class SparsePart:
+    """A non-negative ``(rows, N)`` float64 part (STAN's, a repeat indicator) held as its listed entries: ``key``
+    (sorted, each once: ``row * N + product``) and ``values`` (float64, the dense part's bits there); 0 elsewhere. It
+    answers what the weight search reads of a part (``training.blend.candidate_counts``): values at ``(rows,
+    products)`` pairs (``part[rows, products]``, ``part.gather(1, index)``) and, for the few sessions it leaves to the
+    whole catalogue, dense rows (``part[rows]``); ``dense()`` is the whole part."""
+
+    def __init__(self, key: torch.Tensor, values: torch.Tensor, rows: int, n_items: int):
+        self.key, self.values, self.shape = key, values, (rows, n_items)
+
+    def at(self, rows: torch.Tensor, products: torch.Tensor) -> torch.Tensor:
+        """The part's values at the pairs ``(rows, products)`` (any equal shapes)."""
+        q = rows * self.shape[1] + products
+        if not len(self.key):
+            return torch.zeros(q.shape, dtype=torch.float64, device=q.device)
+        pos = torch.searchsorted(self.key, q).clamp_max(len(self.key) - 1)
+        return torch.where(self.key[pos] == q, self.values[pos], 0.0)
+
+    def gather(self, dim: int, index: torch.Tensor) -> torch.Tensor:
+        assert dim == 1
+        return self.at(torch.arange(self.shape[0], device=index.device).unsqueeze(1).expand_as(index), index)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, tuple):
+            return self.at(*idx)
+        return self.dense()[idx]
+
+    def dense(self) -> torch.Tensor:
+        out = torch.zeros(self.shape[0] * self.shape[1], dtype=torch.float64, device=self.values.device)
+        out[self.key] = self.values
+        return out.view(self.shape)
+
+
 class Hybrid(nn.Module):
     kind = COMPOSITE  # its networks are trained one by one (training.run), then training.blend chooses the weights
 
@@ -93,14 +126,16 @@ class Hybrid(nn.Module):
                                          strict=strict, assign=assign)
 
     def part_chunks(self, batch: Batch, step: int, buffers: dict | None = None, need=None, fine: int | None = None,
-                    supports: dict | None = None):
+                    supports: dict | None = None, sparse: bool = False):
         """Yield ``(rows, parts)`` for consecutive slices of at most ``step`` rows of ``batch``: ``parts`` ``{m: (rows,
         N) float64}``, part ``m`` as ``parts(batch)[m, rows]`` holds it, for the parts of ``need`` (all by default;
         the networks' always: the tie-break term averages them). With ``fine``, each slice of ``step`` rows comes as
         consecutive slices of at most ``fine`` rows (the networks' spans, so their scores, are ``step``'s). With
         ``supports`` (a dict), each slice's sparse parts (STAN, the repeat indicators) are also described there
         before it is yielded: ``supports[m] = (rows, products)``, int64, rows from 0 at the slice's first, every
-        non-zero entry of part ``m`` among them (an entry may repeat; a zero one may be listed).
+        non-zero entry of part ``m`` among them (an entry may repeat; a zero one may be listed). With ``sparse``,
+        STAN's part and the repeat indicators come as ``SparsePart`` (the same values at every product, with no pass
+        over a ``(rows, N)`` array: the weight search reads a few hundred of each row's entries).
 
         Each network encodes the whole batch once and scores the catalogue for a span of rows at a time (the
         networks share ``scoring.matmul_rows``; a multiple of ``step``; into a buffer kept in ``buffers`` when it is
@@ -131,13 +166,33 @@ class Hybrid(nn.Module):
                     # cast inside the softmax: the same bits as softmax(z.double()), one float64 copy fewer
                     parts = {m: torch.softmax(z[r0 - s0:r1 - s0], dim=-1, dtype=torch.float64)
                              for m, z in enumerate(zs)}
-                    if terms is not None:
+                    if terms is not None and sparse:  # add_stan's values: the entries over their row maximum
+                        r, c, k = (torch.from_numpy(a).to(hs[0].device) for a in self.knn.sparse(terms, r0, r1))
+                        k = k.double()
+                        top = torch.zeros(r1 - r0, dtype=torch.float64, device=k.device).scatter_reduce_(0, r, k,
+                                                                                                          "amax")
+                        parts[M] = SparsePart(r * N + c, k / top.clamp_min(TINY)[r], r1 - r0, N)
+                        if supports is not None:
+                            supports[M] = (r, c)
+                    elif terms is not None:
                         k = self.knn.dense(terms, r0, r1, hs[0].device).double().clamp_min(0.0)  # padding -inf -> 0
                         parts[M] = k / k.amax(dim=-1, keepdim=True).clamp_min(TINY)  # 0 / TINY = 0: no neighbour
                         if supports is not None:
                             supports[M] = tuple(torch.from_numpy(a).to(hs[0].device)  # int64, as the keys
                                                 for a in self.knn.sparse(terms, r0, r1)[:2])
-                    if need & {M + 1, M + 2}:
+                    if need & {M + 1, M + 2} and sparse:  # each row's last click; its other clicked products
+                        a, b = torch.searchsorted(at, torch.tensor([r0, r1], device=at.device)).tolist()
+                        own = torch.arange(r1 - r0, device=at.device)
+                        last_key = own * N + last[r0:r1]
+                        earlier = torch.unique((at[a:b] - r0) * N + clicks[a:b])
+                        earlier = earlier[earlier != last_key[earlier // N]]
+                        ones = torch.ones(max(len(earlier), r1 - r0), dtype=torch.float64, device=at.device)
+                        parts[M + 1] = SparsePart(last_key, ones[:r1 - r0], r1 - r0, N)
+                        parts[M + 2] = SparsePart(earlier, ones[:len(earlier)], r1 - r0, N)
+                        if supports is not None:
+                            supports[M + 1] = (own, last[r0:r1])
+                            supports[M + 2] = (at[a:b] - r0, clicks[a:b])
+                    elif need & {M + 1, M + 2}:
                         clicked = torch.zeros(r1 - r0, N, dtype=torch.float64, device=hs[0].device)
                         a, b = torch.searchsorted(at, torch.tensor([r0, r1], device=at.device)).tolist()
                         clicked[at[a:b] - r0, clicks[a:b]] = 1.0

@@ -45,9 +45,9 @@ GRID_BUDGET = 1 << 18  # candidate scores made at once (2 MB of float64)
 
 
 def best_of_part(part: torch.Tensor, k: int, support=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(values, indices)`` (B, k) of one part ``part`` (B, N) as ``candidate_counts`` reads ``part[:, 1:].topk(k)``:
-    each row's ``k``-th largest value (padding aside) last, and every item that scores above it, with its value and
-    its index into ``part[:, 1:]``, among the first ``k - 1``.
+    """``(values, indices)`` (B, k) of one part ``part`` (B, N; with ``support``, a tensor or a ``SparsePart``) as
+    ``candidate_counts`` reads ``part[:, 1:].topk(k)``: each row's ``k``-th largest value (padding aside) last, and
+    every item that scores above it, with its value and its index into ``part[:, 1:]``, among the first ``k - 1``.
 
     With ``support`` ``(rows, products)`` holding every non-zero entry of a non-negative part (STAN's, the repeat
     indicators': a few hundred of 200k products a session), from those entries alone: a row's values beyond them are
@@ -65,13 +65,18 @@ def best_of_part(part: torch.Tensor, k: int, support=None) -> tuple[torch.Tensor
     order = vals.argsort(descending=True, stable=True)
     order = order[rows[order].argsort(stable=True)]  # by row, each row's values descending
     rows, cols, vals = rows[order], cols[order], vals[order]
-    rank = torch.arange(len(rows), device=part.device) - torch.searchsorted(rows, rows)  # place within its row
+    rank = torch.arange(len(rows), device=vals.device) - torch.searchsorted(rows, rows)  # place within its row
     keep = rank < k
-    values = part.new_zeros(B, k)
-    indices = torch.zeros(B, k, dtype=torch.long, device=part.device)
+    values = vals.new_zeros(B, k)
+    indices = torch.zeros(B, k, dtype=torch.long, device=vals.device)
     values[rows[keep], rank[keep]] = vals[keep]
     indices[rows[keep], rank[keep]] = cols[keep] - 1
     return values, indices
+
+
+def dense(part):
+    """A part as a ``(B, N)`` tensor: itself, or a ``SparsePart`` (``Hybrid.part_chunks(sparse=True)``) made dense."""
+    return part.dense() if hasattr(part, "dense") else part
 
 
 def candidate_counts(model, parts, target: torch.Tensor, ws: torch.Tensor, per_part: int, supports=None):
@@ -92,7 +97,8 @@ def candidate_counts(model, parts, target: torch.Tensor, ws: torch.Tensor, per_p
     ``parts``: the ``M + 3`` parts, a ``(M + 3, B, N)`` tensor or a list of ``(B, N)`` ones (never stacked here: at
     200k products a fresh 96 MB stack of 10 sessions' parts is mapped and zeroed page by page); ``supports``:
     ``{m: (rows, products)}`` of the sparse parts (``Hybrid.part_chunks``), whose best items then come from their
-    listed entries (``best_of_part``)."""
+    listed entries (``best_of_part``); a part may be a ``SparsePart`` (``Hybrid.part_chunks(sparse=True)``), read
+    at its candidates only (made dense where every item is a candidate)."""
     P, (B, N) = len(parts), parts[0].shape
     rows = torch.arange(B, device=target.device)
     wg = ws.T.reshape(P, -1, 1, 1)  # (P, G, 1, 1): the grid against (P, 1, B, ...) scores
@@ -100,6 +106,7 @@ def candidate_counts(model, parts, target: torch.Tensor, ws: torch.Tensor, per_p
     s_t = model.weighted_sum(wg[..., 0], t_logs.unsqueeze(1)) + t_tie  # (G, B)
     k = min(per_part, N - 1)
     supports = supports if supports is not None and k < N - 1 else {}
+    parts = [p if m in supports else dense(p) for m, p in enumerate(parts)]
     tops = [best_of_part(p, k, supports.get(m)) for m, p in enumerate(parts)]  # padding (item 0) is never ranked
     values, indices = torch.stack([v for v, _ in tops]), torch.stack([i for _, i in tops])  # (P, B, k)
     kth = values[:, :, -1]  # (P, B)
@@ -143,7 +150,7 @@ def batch_curve(model, parts, target: torch.Tensor, ws: torch.Tensor, ties: str,
     if per_part is None:
         per_part = per_part_for(N)
     if per_part == 0:  # every point over the whole batch: the logs once, then one pooling per point
-        logs, tie = model.pool_inputs(torch.stack(list(parts)))
+        logs, tie = model.pool_inputs(torch.stack([dense(p) for p in parts]))
         counts = [rank_counts(model.pool(logs, tie, w), target, masked=True, within=CUTOFF) for w in ws]
         g, e = torch.stack([c[0] for c in counts]), torch.stack([c[1] for c in counts])
         return metrics_from_counts(g, e, [CUTOFF], ties)[f"MRR@{CUTOFF}"].sum(dim=1).cpu(), g.numel()
@@ -176,7 +183,7 @@ def validation_curve(model, store, batch_size: int, ties: str, device, grid: lis
     for batch in tqdm(store.iter_batches(bs), total=-(-len(store) // bs), desc=f"weight search ({len(grid)} points)",
                       leave=False):
         batch = batch.to(device)
-        for rows, parts in model.part_chunks(batch, step, buffers, supports=supports):
+        for rows, parts in model.part_chunks(batch, step, buffers, supports=supports, sparse=per_part != 0):
             parts = [parts[m] for m in range(len(parts))]
             batch_sums, open_pairs = batch_curve(model, parts, batch.target[rows], ws, ties, per_part, supports)
             sums += batch_sums
