@@ -107,7 +107,8 @@ def test_the_evaluation_table_is_rendered_from_its_committed_json():
     for marker, name in (("evaluate-blocks", "evaluate_speed_blocks"), ("evaluate-hybrid", "evaluate_hybrid"),
                          ("evaluate-hybrid-pool", "evaluate_hybrid_pool"),
                          ("evaluate-hybrid-stan4m", "evaluate_hybrid_stan4m"),
-                         ("weight-search-parts", "weight_search_parts")):
+                         ("weight-search-parts", "weight_search_parts"),
+                         ("weight-search-sparse", "weight_search_sparse")):
         block = re.search(rf"<!-- {marker} -->\n(.*?)\n<!-- /{marker} -->", (ROOT / "docs/speed.md").read_text(), re.S)
         assert block, f"docs/speed.md has no {marker} table"
         rows = json.loads((ROOT / f"benchmarks/results/{name}.json").read_text())
