@@ -166,12 +166,9 @@ class Hybrid(nn.Module):
                     # cast inside the softmax: the same bits as softmax(z.double()), one float64 copy fewer
                     parts = {m: torch.softmax(z[r0 - s0:r1 - s0], dim=-1, dtype=torch.float64)
                              for m, z in enumerate(zs)}
-                    if terms is not None and sparse:  # add_stan's values: the entries over their row maximum
-                        r, c, k = (torch.from_numpy(a).to(hs[0].device) for a in self.knn.sparse(terms, r0, r1))
-                        k = k.double()
-                        top = torch.zeros(r1 - r0, dtype=torch.float64, device=k.device).scatter_reduce_(0, r, k,
-                                                                                                          "amax")
-                        parts[M] = SparsePart(r * N + c, k / top.clamp_min(TINY)[r], r1 - r0, N)
+                    if terms is not None and sparse:
+                        r, c, v = self.stan_entries(terms, r0, r1, hs[0].device)
+                        parts[M] = SparsePart(r * N + c, v, r1 - r0, N)
                         if supports is not None:
                             supports[M] = (r, c)
                     elif terms is not None:
@@ -180,27 +177,24 @@ class Hybrid(nn.Module):
                         if supports is not None:
                             supports[M] = tuple(torch.from_numpy(a).to(hs[0].device)  # int64, as the keys
                                                 for a in self.knn.sparse(terms, r0, r1)[:2])
-                    if need & {M + 1, M + 2} and sparse:  # each row's last click; its other clicked products
+                    if need & {M + 1, M + 2}:
                         a, b = torch.searchsorted(at, torch.tensor([r0, r1], device=at.device)).tolist()
                         own = torch.arange(r1 - r0, device=at.device)
-                        last_key = own * N + last[r0:r1]
-                        earlier = torch.unique((at[a:b] - r0) * N + clicks[a:b])
-                        earlier = earlier[earlier != last_key[earlier // N]]
-                        ones = torch.ones(max(len(earlier), r1 - r0), dtype=torch.float64, device=at.device)
-                        parts[M + 1] = SparsePart(last_key, ones[:r1 - r0], r1 - r0, N)
-                        parts[M + 2] = SparsePart(earlier, ones[:len(earlier)], r1 - r0, N)
+                        if sparse:  # each row's last click; its other clicked products, each once
+                            last_key = own * N + last[r0:r1]
+                            earlier = torch.unique((at[a:b] - r0) * N + clicks[a:b])
+                            earlier = earlier[earlier != last_key[earlier // N]]
+                            ones = torch.ones(max(len(earlier), r1 - r0), dtype=torch.float64, device=at.device)
+                            parts[M + 1] = SparsePart(last_key, ones[:r1 - r0], r1 - r0, N)
+                            parts[M + 2] = SparsePart(earlier, ones[:len(earlier)], r1 - r0, N)
+                        else:
+                            clicked = torch.zeros(r1 - r0, N, dtype=torch.float64, device=hs[0].device)
+                            clicked[at[a:b] - r0, clicks[a:b]] = 1.0
+                            ind = torch.zeros_like(clicked)
+                            ind[own, last[r0:r1]] = 1.0
+                            parts[M + 1], parts[M + 2] = ind, clicked - ind
                         if supports is not None:
                             supports[M + 1] = (own, last[r0:r1])
-                            supports[M + 2] = (at[a:b] - r0, clicks[a:b])
-                    elif need & {M + 1, M + 2}:
-                        clicked = torch.zeros(r1 - r0, N, dtype=torch.float64, device=hs[0].device)
-                        a, b = torch.searchsorted(at, torch.tensor([r0, r1], device=at.device)).tolist()
-                        clicked[at[a:b] - r0, clicks[a:b]] = 1.0
-                        ind = torch.zeros_like(clicked)
-                        ind[torch.arange(r1 - r0, device=ind.device), last[r0:r1]] = 1.0
-                        parts[M + 1], parts[M + 2] = ind, clicked - ind
-                        if supports is not None:
-                            supports[M + 1] = (torch.arange(r1 - r0, device=ind.device), last[r0:r1])
                             supports[M + 2] = (at[a:b] - r0, clicks[a:b])
                     yield slice(r0, r1), parts
 
@@ -295,6 +289,15 @@ class Hybrid(nn.Module):
             if rows.stop - c0 == step or rows.stop == B:
                 yield slice(c0, rows.stop), mask_padding(out[:rows.stop - c0])
 
+    def stan_entries(self, terms, r0: int, r1: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """STAN's part of the batch's rows ``r0:r1`` as its listed entries ``(rows, products, values)`` (rows from 0
+        at ``r0``; values float64): each entry's float32 sum over its row maximum (0 for a row with none, the floor
+        ``TINY``), the dense part's operations on the same values, so its bits there; 0 at every other product."""
+        r, c, k = (torch.from_numpy(a).to(device) for a in self.knn.sparse(terms, r0, r1))
+        k = k.double()
+        top = torch.zeros(r1 - r0, dtype=torch.float64, device=device).scatter_reduce_(0, r, k, "amax")
+        return r, c, k / top.clamp_min(TINY)[r]
+
     def add_stan(self, total: torch.Tensor | None, terms, rows: slice, w: torch.Tensor, silent: torch.Tensor
                  ) -> torch.Tensor:
         """``total + w * log(stan + EPS)`` for STAN's part ``stan`` of ``rows`` (``total`` None: the term alone;
@@ -304,11 +307,9 @@ class Hybrid(nn.Module):
         N)`` arrays (made dense, cast, its row maximum, the division, the log) become one scalar addition. The same
         operations on the same values: the entries' float32 sums, their row maximum (0 for a row with none, the
         floor ``TINY``), the division, ``+ EPS``, the log and the weight, added to ``total`` as the dense term was."""
-        r, c, k = (torch.from_numpy(a).to(silent.device) for a in self.knn.sparse(terms, rows.start, rows.stop))
+        r, c, v = self.stan_entries(terms, rows.start, rows.stop, silent.device)
         n = rows.stop - rows.start
-        k = k.double()
-        top = torch.zeros(n, dtype=torch.float64, device=silent.device).scatter_reduce_(0, r, k, "amax")
-        term = (k / top.clamp_min(TINY)[r]).add_(EPS).log_().mul_(w)
+        term = v.add_(EPS).log_().mul_(w)
         if total is None:
             total = silent.expand(n, self.n_items).clone()
             total[r, c] = term
