@@ -98,8 +98,8 @@ def test_the_weight_search_counts_exactly_what_the_full_catalogue_counts(planted
 
 def test_the_sparse_parts_hold_the_dense_parts_values(planted):
     """``part_chunks(sparse=True)`` gives STAN's part and the repeat indicators as ``SparsePart``: the dense parts'
-    bits at every product (read by pairs, listed or not, by ``gather``, by rows and made dense); the networks' parts
-    and the supports as without it."""
+    bits at every product (read by pairs, listed or not, by ``gather``, by rows and made dense), each non-zero entry
+    listed once; the networks' parts as without it."""
     from sessionrec.models.hybrid import SparsePart
 
     _, val, _ = planted
@@ -108,13 +108,13 @@ def test_the_sparse_parts_hold_the_dense_parts_values(planted):
     gen = torch.Generator().manual_seed(0)
     listed = [0, 0, 0]
     with torch.no_grad():
-        for (rows, want), (rows2, got) in zip(model.part_chunks(batch, 16, supports=(s1 := {})),
-                                              model.part_chunks(batch, 16, supports=(s2 := {}), sparse=True)):
+        for (rows, want), (rows2, got) in zip(model.part_chunks(batch, 16), model.part_chunks(batch, 16, sparse=True)):
             assert rows == rows2 and len(got) == len(want) == 5
             assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
             for m in (2, 3, 4):
                 B, N = want[m].shape
                 assert isinstance(got[m], SparsePart) and got[m].shape == (B, N)
+                assert torch.equal(got[m].key, got[m].key.unique())  # sorted, each entry once
                 assert torch.equal(got[m].dense(), want[m]) and torch.equal(got[m][torch.tensor([B - 1, 0])],
                                                                             want[m][[B - 1, 0]])
                 key = got[m].key[torch.randperm(len(got[m].key), generator=gen)[:50]]
@@ -124,14 +124,13 @@ def test_the_sparse_parts_hold_the_dense_parts_values(planted):
                 index = torch.randint(0, N, (B, 7), generator=gen)
                 assert torch.equal(got[m].gather(1, index), want[m].gather(1, index))
                 listed[m - 2] += int((want[m] != 0).sum())
-            assert s1.keys() == s2.keys() and all(torch.equal(a, b) for m in s1 for a, b in zip(s1[m], s2[m]))
     assert all(listed)  # every sparse part has entries
 
 
 def test_the_sparse_parts_best_items_are_those_of_topk_over_the_whole_row(planted):
-    """``blend.best_of_part`` from the entries ``part_chunks`` lists for STAN and the repeat indicators gives each row
-    the k-th value of ``topk`` over the whole row and the same items above it (rows listing fewer than k entries,
-    and more; repeated clicks listed twice), so ``candidate_counts`` counts and decides every pair as from ``topk``."""
+    """``blend.best_of_part`` of a ``SparsePart`` (STAN's, the repeat indicators') gives each row the k-th value of
+    ``topk`` over the dense part's whole row and the same items above it (rows listing fewer than k entries, and
+    more), so ``candidate_counts`` counts and decides every pair from the sparse parts as from the dense ones."""
     from sessionrec.training.blend import best_of_part, candidate_counts, simplex_grid
 
     _, val, _ = planted
@@ -139,23 +138,22 @@ def test_the_sparse_parts_best_items_are_those_of_topk_over_the_whole_row(plante
     batch = val.batch(np.arange(len(val)))
     ws = torch.tensor([(*u, a, b) for u in simplex_grid(3, 2) for a, b in ((0, 0), (0.2, 0.1))], dtype=torch.float64)
     ws[len(ws) // 2:, :3] *= 0.7
-    supports, sizes = {}, []
+    sizes = []
     with torch.no_grad():
-        for rows, parts in model.part_chunks(batch, 16, supports=supports):
-            parts = [parts[m] for m in range(len(parts))]
-            assert all(a.dtype == torch.int64 for support in supports.values() for a in support)
+        for (rows, dense), (_, sparse) in zip(model.part_chunks(batch, 16), model.part_chunks(batch, 16, sparse=True)):
+            dense, sparse = [dense[m] for m in range(5)], [sparse[m] for m in range(5)]
             for k in (1, 3, 8, 32):
-                for m, support in supports.items():
-                    top, fast = parts[m][:, 1:].topk(k, dim=1), best_of_part(parts[m], k, support)
+                for m in (2, 3, 4):
+                    top, fast = dense[m][:, 1:].topk(k, dim=1), best_of_part(sparse[m], k)
                     assert torch.equal(fast[0][:, -1], top.values[:, -1])
                     kth = top.values[:, -1:]
                     for r in range(len(kth)):
                         assert (set(fast[1][r][fast[0][r] > kth[r]].tolist())
                                 == set(top.indices[r][top.values[r] > kth[r]].tolist()))
-                    sizes += (support[0].bincount(minlength=len(kth)) >= k).tolist()
+                    sizes += ((sparse[m].key // sparse[m].shape[1]).bincount(minlength=len(kth)) >= k).tolist()
                 target = batch.target[rows]
-                want = candidate_counts(model, torch.stack(parts), target, ws, k)
-                got = candidate_counts(model, parts, target, ws, k, supports)
+                want = candidate_counts(model, torch.stack(dense), target, ws, k)
+                got = candidate_counts(model, sparse, target, ws, k)
                 assert all(torch.equal(a, b) for a, b in zip(got, want))
     assert any(sizes) and not all(sizes)  # rows listing k entries or more, and fewer
 

@@ -62,9 +62,10 @@ def pool_rows(n_items: int, step: int, device: torch.device = torch.device("cpu"
 class SparsePart:
     """A non-negative ``(rows, N)`` float64 part (STAN's, a repeat indicator) held as its listed entries: ``key``
     (sorted, each once: ``row * N + product``) and ``values`` (float64, the dense part's bits there); 0 elsewhere. It
-    answers what the weight search reads of a part (``training.blend.candidate_counts``): values at ``(rows,
-    products)`` pairs (``part[rows, products]``, ``part.gather(1, index)``) and, for the few sessions it leaves to the
-    whole catalogue, dense rows (``part[rows]``); ``dense()`` is the whole part."""
+    answers what the weight search reads of a part (``training.blend.candidate_counts``): its best items from its
+    entries (``best_of_part``), values at ``(rows, products)`` pairs (``part[rows, products]``, ``part.gather(1,
+    index)``) and, for the few sessions it leaves to the whole catalogue, dense rows (``part[rows]``); ``dense()`` is
+    the whole part."""
 
     def __init__(self, key: torch.Tensor, values: torch.Tensor, rows: int, n_items: int):
         self.key, self.values, self.shape = key, values, (rows, n_items)
@@ -126,16 +127,13 @@ class Hybrid(nn.Module):
                                          strict=strict, assign=assign)
 
     def part_chunks(self, batch: Batch, step: int, buffers: dict | None = None, need=None, fine: int | None = None,
-                    supports: dict | None = None, sparse: bool = False):
+                    sparse: bool = False):
         """Yield ``(rows, parts)`` for consecutive slices of at most ``step`` rows of ``batch``: ``parts`` ``{m: (rows,
         N) float64}``, part ``m`` as ``parts(batch)[m, rows]`` holds it, for the parts of ``need`` (all by default;
         the networks' always: the tie-break term averages them). With ``fine``, each slice of ``step`` rows comes as
         consecutive slices of at most ``fine`` rows (the networks' spans, so their scores, are ``step``'s). With
-        ``supports`` (a dict), each slice's sparse parts (STAN, the repeat indicators) are also described there
-        before it is yielded: ``supports[m] = (rows, products)``, int64, rows from 0 at the slice's first, every
-        non-zero entry of part ``m`` among them (an entry may repeat; a zero one may be listed). With ``sparse``,
-        STAN's part and the repeat indicators come as ``SparsePart`` (the same values at every product, with no pass
-        over a ``(rows, N)`` array: the weight search reads a few hundred of each row's entries).
+        ``sparse``, STAN's part and the repeat indicators come as ``SparsePart``: the same values at every product,
+        with no pass over a ``(rows, N)`` array (the weight search reads a few hundred of each row's entries).
 
         Each network encodes the whole batch once and scores the catalogue for a span of rows at a time (the
         networks share ``scoring.matmul_rows``; a multiple of ``step``; into a buffer kept in ``buffers`` when it is
@@ -168,15 +166,10 @@ class Hybrid(nn.Module):
                              for m, z in enumerate(zs)}
                     if terms is not None and sparse:
                         r, c, v = self.stan_entries(terms, r0, r1, hs[0].device)
-                        parts[M] = SparsePart(r * N + c, v, r1 - r0, N)
-                        if supports is not None:
-                            supports[M] = (r, c)
+                        parts[M] = SparsePart(r * N + c, v, r1 - r0, N)  # knn.sparse lists (row, product) in order
                     elif terms is not None:
                         k = self.knn.dense(terms, r0, r1, hs[0].device).double().clamp_min(0.0)  # padding -inf -> 0
                         parts[M] = k / k.amax(dim=-1, keepdim=True).clamp_min(TINY)  # 0 / TINY = 0: no neighbour
-                        if supports is not None:
-                            supports[M] = tuple(torch.from_numpy(a).to(hs[0].device)  # int64, as the keys
-                                                for a in self.knn.sparse(terms, r0, r1)[:2])
                     if need & {M + 1, M + 2}:
                         a, b = torch.searchsorted(at, torch.tensor([r0, r1], device=at.device)).tolist()
                         own = torch.arange(r1 - r0, device=at.device)
@@ -193,9 +186,6 @@ class Hybrid(nn.Module):
                             ind = torch.zeros_like(clicked)
                             ind[own, last[r0:r1]] = 1.0
                             parts[M + 1], parts[M + 2] = ind, clicked - ind
-                        if supports is not None:
-                            supports[M + 1] = (own, last[r0:r1])
-                            supports[M + 2] = (at[a:b] - r0, clicks[a:b])
                     yield slice(r0, r1), parts
 
     def parts(self, batch: Batch) -> torch.Tensor:

@@ -44,24 +44,21 @@ CUTOFF = 20  # the weights are chosen on MRR@20
 GRID_BUDGET = 1 << 18  # candidate scores made at once (2 MB of float64)
 
 
-def best_of_part(part: torch.Tensor, k: int, support=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(values, indices)`` (B, k) of one part ``part`` (B, N; with ``support``, a tensor or a ``SparsePart``) as
-    ``candidate_counts`` reads ``part[:, 1:].topk(k)``: each row's ``k``-th largest value (padding aside) last, and
-    every item that scores above it, with its value and its index into ``part[:, 1:]``, among the first ``k - 1``.
+def best_of_part(part, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, indices)`` (B, k) of one part ``part`` (B, N) as ``candidate_counts`` reads ``part[:, 1:].topk(k)``:
+    each row's ``k``-th largest value (padding aside) last, and every item that scores above it, with its value and
+    its index into ``part[:, 1:]``, among the first ``k - 1``.
 
-    With ``support`` ``(rows, products)`` holding every non-zero entry of a non-negative part (STAN's, the repeat
-    indicators': a few hundred of 200k products a session), from those entries alone: a row's values beyond them are
-    0, so its ``k``-th largest is its ``k``-th largest listed value, or 0 where it lists fewer than ``k``; and an
-    item above that is a listed one. The places past a row's listed entries hold 0, which is at most the ``k``-th
-    value, so they name no candidate, and no pass over the row's N entries is made (docs/speed.md, "Making the
-    parts")."""
-    if support is None:
+    A ``SparsePart`` (STAN's, the repeat indicators': non-negative, a few hundred of 200k products listed a session)
+    answers from its listed entries alone: a row's values beyond them are 0, so its ``k``-th largest is its ``k``-th
+    largest listed value, or 0 where it lists fewer than ``k``; and an item above that is a listed one. The places
+    past a row's listed entries hold 0, which is at most the ``k``-th value, so they name no candidate, and no pass
+    over the row's N entries is made (docs/speed.md, "Making the parts")."""
+    if not hasattr(part, "key"):
         top = part[:, 1:].topk(k, dim=1)
         return top.values, top.indices
     B, N = part.shape
-    key = torch.unique(support[0] * N + support[1])  # each entry once, by row
-    rows, cols = key // N, key % N
-    vals = part[rows, cols]
+    rows, cols, vals = part.key // N, part.key % N, part.values  # by row
     order = vals.argsort(descending=True, stable=True)
     order = order[rows[order].argsort(stable=True)]  # by row, each row's values descending
     rows, cols, vals = rows[order], cols[order], vals[order]
@@ -79,7 +76,7 @@ def dense(part):
     return part.dense() if hasattr(part, "dense") else part
 
 
-def candidate_counts(model, parts, target: torch.Tensor, ws: torch.Tensor, per_part: int, supports=None):
+def candidate_counts(model, parts, target: torch.Tensor, ws: torch.Tensor, per_part: int):
     """``(g, e, decided)`` (G, B) for every weight vector of ``ws`` (G, M + 3) at once: the counts of
     ``metrics.rank_counts(model.pool(*model.pool_inputs(parts), w), target, within=CUTOFF)`` wherever ``decided``,
     from a few candidate items per session instead of the whole catalogue.
@@ -95,19 +92,19 @@ def candidate_counts(model, parts, target: torch.Tensor, ws: torch.Tensor, per_p
     ``model.pool``, and the logs of the whole ``(M + 3, B, N)`` are never taken.
 
     ``parts``: the ``M + 3`` parts, a ``(M + 3, B, N)`` tensor or a list of ``(B, N)`` ones (never stacked here: at
-    200k products a fresh 96 MB stack of 10 sessions' parts is mapped and zeroed page by page); ``supports``:
-    ``{m: (rows, products)}`` of the sparse parts (``Hybrid.part_chunks``), whose best items then come from their
-    listed entries (``best_of_part``); a part may be a ``SparsePart`` (``Hybrid.part_chunks(sparse=True)``), read
-    at its candidates only (made dense where every item is a candidate)."""
+    200k products a fresh 96 MB stack of 10 sessions' parts is mapped and zeroed page by page); a part may be a
+    ``SparsePart`` (``Hybrid.part_chunks(sparse=True)``), whose best items come from its listed entries
+    (``best_of_part``) and which is read at the target and the candidates only (made dense where every item is a
+    candidate)."""
     P, (B, N) = len(parts), parts[0].shape
     rows = torch.arange(B, device=target.device)
     wg = ws.T.reshape(P, -1, 1, 1)  # (P, G, 1, 1): the grid against (P, 1, B, ...) scores
     t_logs, t_tie = model.pool_inputs(torch.stack([p[rows, target] for p in parts]))  # (P, B), (B,)
     s_t = model.weighted_sum(wg[..., 0], t_logs.unsqueeze(1)) + t_tie  # (G, B)
     k = min(per_part, N - 1)
-    supports = supports if supports is not None and k < N - 1 else {}
-    parts = [p if m in supports else dense(p) for m, p in enumerate(parts)]
-    tops = [best_of_part(p, k, supports.get(m)) for m, p in enumerate(parts)]  # padding (item 0) is never ranked
+    if k == N - 1:
+        parts = [dense(p) for p in parts]
+    tops = [best_of_part(p, k) for p in parts]  # padding (item 0) is never ranked
     values, indices = torch.stack([v for v, _ in tops]), torch.stack([i for _, i in tops])  # (P, B, k)
     kth = values[:, :, -1]  # (P, B)
     if k == N - 1:  # every item is a candidate
@@ -139,11 +136,11 @@ def candidate_counts(model, parts, target: torch.Tensor, ws: torch.Tensor, per_p
     return g, e, beyond | (s_t > bound + MARGIN)
 
 
-def batch_curve(model, parts, target: torch.Tensor, ws: torch.Tensor, ties: str, per_part: int | None = None,
-                supports=None) -> tuple[torch.Tensor, int]:
+def batch_curve(model, parts, target: torch.Tensor, ws: torch.Tensor, ties: str, per_part: int | None = None
+                ) -> tuple[torch.Tensor, int]:
     """``(sums, undecided)``: the MRR@20 summed over a batch's sessions for every weight vector of ``ws`` (G, M + 3)
-    from the batch's ``parts`` (M + 3, B, N) (or a list of M + 3 ``(B, N)`` parts; ``supports`` as
-    ``candidate_counts`` takes them) and ``target`` (B,), and how many (point, session) pairs the candidates
+    from the batch's ``parts`` (M + 3, B, N) (or a list of M + 3 parts, as ``candidate_counts`` takes them) and
+    ``target`` (B,), and how many (point, session) pairs the candidates
     (``candidate_counts``) left to the whole catalogue. ``per_part``: candidates per part (None: ``per_part_for``
     the catalogue; 0: none, every pair over the whole catalogue, the reference the candidates equal bit for bit)."""
     N = parts[0].shape[1]
@@ -154,7 +151,7 @@ def batch_curve(model, parts, target: torch.Tensor, ws: torch.Tensor, ties: str,
         counts = [rank_counts(model.pool(logs, tie, w), target, masked=True, within=CUTOFF) for w in ws]
         g, e = torch.stack([c[0] for c in counts]), torch.stack([c[1] for c in counts])
         return metrics_from_counts(g, e, [CUTOFF], ties)[f"MRR@{CUTOFF}"].sum(dim=1).cpu(), g.numel()
-    g, e, decided = candidate_counts(model, parts, target, ws, per_part, supports)
+    g, e, decided = candidate_counts(model, parts, target, ws, per_part)
     points, rows = (~decided).nonzero(as_tuple=True)
     if len(points):  # the undecided pairs over the whole catalogue: their sessions' logs once, pairs in chunks
         open_rows, at = rows.unique(return_inverse=True)
@@ -179,13 +176,13 @@ def validation_curve(model, store, batch_size: int, ties: str, device, grid: lis
     ws = torch.tensor(grid, dtype=torch.float64, device=device)
     sums, n, undecided = torch.zeros(len(grid), dtype=torch.float64), 0, 0
     bs = scoring_batch_size(model, batch_size, model.n_items)
-    step, buffers, supports = chunk_rows(model.n_items), {}, {}
+    step, buffers = chunk_rows(model.n_items), {}
     for batch in tqdm(store.iter_batches(bs), total=-(-len(store) // bs), desc=f"weight search ({len(grid)} points)",
                       leave=False):
         batch = batch.to(device)
-        for rows, parts in model.part_chunks(batch, step, buffers, supports=supports, sparse=per_part != 0):
+        for rows, parts in model.part_chunks(batch, step, buffers, sparse=per_part != 0):
             parts = [parts[m] for m in range(len(parts))]
-            batch_sums, open_pairs = batch_curve(model, parts, batch.target[rows], ws, ties, per_part, supports)
+            batch_sums, open_pairs = batch_curve(model, parts, batch.target[rows], ws, ties, per_part)
             sums += batch_sums
             undecided += open_pairs
         n += batch.size
